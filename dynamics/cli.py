@@ -1,0 +1,111 @@
+"""`dynamics run | sweep | evaluate | metrics | report | datasets`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _load(args):
+    from dynamics.config import load_config
+
+    return load_config(args.config, args.overrides)
+
+
+def cmd_run(args) -> int:
+    from dynamics.orchestration.run import run_experiment
+
+    cfg = _load(args)
+    print(f"run {cfg.run_id}: model {cfg.model.name}, dataset {cfg.data.dataset}, "
+          f"{cfg.train.num_workers} worker(s), ZeRO-{cfg.train.zero_stage}, results in {cfg.experiment_dir}",
+          flush=True)
+    out = run_experiment(cfg)
+    print(f"done: {out.run_id} trained in {out.train_seconds:.0f} s, {len(out.evaluated_steps)} checkpoints "
+          f"evaluated {out.evaluated_steps}, total {out.total_seconds:.0f} s", flush=True)
+    if args.report:
+        from dynamics.report import write_report
+
+        files = write_report(cfg.experiment_dir, cfg.experiment_dir / "figures")
+        print(f"figures: {len(files)} PNG files in {cfg.experiment_dir / 'figures'}")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from dynamics.orchestration.sweep import run_sweep
+
+    cfg = _load(args)
+    run_sweep(cfg)
+    return 0
+
+
+def cmd_metrics(args) -> int:
+    from dynamics.tracking.store import load_metrics
+
+    df = load_metrics(args.results_dir)
+    if args.metric:
+        df = df[df["metric"].str.contains(args.metric, regex=False)]
+    cols = ["run", "dataset", "seed", "step", "metric", "value", "n", "experiment", "model", "source"]
+    df[cols].to_csv(sys.stdout, index=False)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from dynamics.report import write_report
+
+    out = Path(args.out) if args.out else Path(args.results_dir) / "figures"
+    files = write_report(args.results_dir, out)
+    for f in files:
+        print(f)
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from dynamics.data.registry import QUICKSTART, REGISTRY, resolve
+
+    for name, entry in REGISTRY.items():
+        try:
+            where = str(resolve(name, args.data_dir, download=False))
+        except Exception:
+            where = "(not available offline)"
+        print(f"{name:32} {entry.url or '-':100} {entry.sha256 or 'unpinned'}  {where}")
+    for name, path in QUICKSTART.items():
+        print(f"{name:32} {'(shipped with dynamics)':100} {'-':64}  {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="dynamics", description="Track training dynamics of LoRA finetunes on Ray.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for name, fn, help_ in (("run", cmd_run, "train one run and evaluate every checkpoint"),
+                            ("sweep", cmd_sweep, "run the config's sweep grid with Ray Tune")):
+        s = sub.add_parser(name, help=help_)
+        s.add_argument("config")
+        s.add_argument("overrides", nargs="*", help="key=value, e.g. train.max_steps=40 seed=1")
+        if name == "run":
+            s.add_argument("--report", action="store_true", help="write the figures when done")
+        s.set_defaults(fn=fn)
+    s = sub.add_parser("metrics", help="print the metric table as CSV")
+    s.add_argument("results_dir")
+    s.add_argument("--metric", help="only metrics whose name contains this")
+    s.set_defaults(fn=cmd_metrics)
+    s = sub.add_parser("report", help="write the dynamics figures as PNG")
+    s.add_argument("results_dir")
+    s.add_argument("--out")
+    s.set_defaults(fn=cmd_report)
+    s = sub.add_parser("datasets", help="list the data registry and where each file resolves")
+    s.add_argument("--data-dir")
+    s.set_defaults(fn=cmd_datasets)
+    args = p.parse_args(argv)
+    from dynamics.config import ConfigError
+    from dynamics.data.chat import DataError
+
+    try:
+        return args.fn(args)
+    except (ConfigError, DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

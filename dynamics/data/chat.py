@@ -1,0 +1,61 @@
+"""Chat-format JSONL: `{"messages": [{"role": ..., "content": ...}, ...]}` one per line."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+ROLES = ("system", "user", "assistant")
+
+
+class DataError(ValueError):
+    """A data file that cannot be used, with the file and line."""
+
+
+def parse_chat_line(line: str, where: str) -> list[dict]:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
+    if not isinstance(obj, dict) or "messages" not in obj:
+        raise DataError(f"{where}: expected an object with key 'messages'")
+    msgs = obj["messages"]
+    if not isinstance(msgs, list) or not msgs:
+        raise DataError(f"{where}: key 'messages' must be a non-empty list")
+    for i, m in enumerate(msgs):
+        if not isinstance(m, dict):
+            raise DataError(f"{where}: messages[{i}] must be an object with 'role' and 'content'")
+        if m.get("role") not in ROLES:
+            raise DataError(f"{where}: messages[{i}].role must be one of {', '.join(ROLES)} (got {m.get('role')!r})")
+        if not isinstance(m.get("content"), str):
+            raise DataError(f"{where}: messages[{i}].content must be a string")
+        extra = set(m) - {"role", "content"}
+        if extra:
+            raise DataError(f"{where}: messages[{i}] has unexpected key(s) {sorted(extra)}")
+    if not any(m["role"] == "assistant" for m in msgs):
+        raise DataError(f"{where}: no assistant message: nothing to train on")
+    return [{"role": m["role"], "content": m["content"]} for m in msgs]
+
+
+def read_chat_jsonl(path: str | Path) -> list[list[dict]]:
+    """All conversations of a chat JSONL file; a malformed line raises DataError naming file:line."""
+    path = Path(path)
+    out = []
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            out.append(parse_chat_line(line, f"{path}:{n}"))
+    if not out:
+        raise DataError(f"{path}: no conversations")
+    return out
+
+
+def split_holdout(items: list, fraction: float, seed: int) -> tuple[list, list]:
+    """Seeded shuffle, then the last `fraction` held out (the paper holds out 10%)."""
+    idx = list(range(len(items)))
+    random.Random(seed).shuffle(idx)
+    n_hold = int(round(len(items) * fraction))
+    keep, hold = idx[: len(idx) - n_hold], idx[len(idx) - n_hold:]
+    return [items[i] for i in keep], [items[i] for i in hold]

@@ -1,0 +1,163 @@
+"""The transformers back end: the tested reference. Batched, padded, KV-cached, seeded sampling.
+
+One base model is loaded once; checkpoints' LoRA adapters are swapped in and out with peft (the adapter
+weights are small: loading one is milliseconds for the embedded model).
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+from dynamics.engines.base import Engine, Generation, SamplingParams, ScoreRequest, TokenLogprobs
+from dynamics.evals.render import encode, render
+
+
+class HFEngine(Engine):
+    def __init__(self, model, tokenizer, batch_size: int = 8, max_batch_tokens: int = 8192):
+        self.base = model.eval()
+        self.model = self.base  # becomes a PeftModel on the first adapter
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self._adapter: str | None = None
+        self._counter = 0
+
+    @classmethod
+    def load(cls, model_name: str, dtype: str = "float32", cache_dir: str | None = None, **kwargs) -> "HFEngine":
+        from dynamics.models import load_model, load_tokenizer
+
+        return cls(load_model(model_name, dtype, cache_dir), load_tokenizer(model_name, cache_dir), **kwargs)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.base.parameters()).device
+
+    # -- adapters --------------------------------------------------------------------------------
+    def use_adapter(self, adapter_dir: str | Path | None) -> None:
+        from peft import PeftModel
+
+        if adapter_dir is None:
+            self._adapter = None
+            return
+        self._counter += 1
+        name = f"ckpt{self._counter}"
+        if not isinstance(self.model, PeftModel):
+            self.model = PeftModel.from_pretrained(self.base, str(adapter_dir), adapter_name=name).eval()
+        else:
+            old = self._adapter
+            self.model.load_adapter(str(adapter_dir), adapter_name=name)
+            self.model.set_adapter(name)
+            if old is not None and old != name:
+                self.model.delete_adapter(old)
+        self.model.set_adapter(name)
+        self._adapter = name
+
+    def _adapter_scope(self):
+        from peft import PeftModel
+
+        if self._adapter is None and isinstance(self.model, PeftModel):
+            return self.model.disable_adapter()
+        return nullcontext()
+
+    # -- batching --------------------------------------------------------------------------------
+    def _batches(self, lengths: list[int]):
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+        batch: list[int] = []
+        for i in order:
+            longest = lengths[batch[0]] if batch else lengths[i]
+            if batch and (len(batch) >= self.batch_size or longest * (len(batch) + 1) > self.max_batch_tokens):
+                yield batch
+                batch = []
+            batch.append(i)
+        if batch:
+            yield batch
+
+    def _pad(self, seqs: list[list[int]], left: bool):
+        pad = self.tokenizer.pad_token_id
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for r, s in enumerate(seqs):
+            if left:
+                ids[r, width - len(s):] = torch.tensor(s)
+                mask[r, width - len(s):] = 1
+            else:
+                ids[r, : len(s)] = torch.tensor(s)
+                mask[r, : len(s)] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    # -- scoring ---------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def score(self, requests: list[ScoreRequest]) -> list[list[float]]:
+        out: list[list[float] | None] = [None] * len(requests)
+        with self._adapter_scope():
+            for batch in self._batches([len(r.input_ids) for r in requests]):
+                ids, mask = self._pad([list(requests[i].input_ids) for i in batch], left=False)
+                logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
+                logp = torch.log_softmax(logits, dim=-1)
+                for row, i in enumerate(batch):
+                    sums = []
+                    for s, e in requests[i].spans:
+                        targets = ids[row, s:e]
+                        sums.append(float(logp[row, s - 1: e - 1].gather(-1, targets[:, None]).sum()))
+                    out[i] = sums
+        return out  # type: ignore[return-value]
+
+    @torch.inference_mode()
+    def next_token_logprobs(self, conversations: list[list[dict]], top_k: int = 20) -> list[TokenLogprobs]:
+        prompts = [encode(self.tokenizer, render(self.tokenizer, c, add_generation_prompt=True)) for c in conversations]
+        out: list[TokenLogprobs | None] = [None] * len(prompts)
+        with self._adapter_scope():
+            for batch in self._batches([len(p) for p in prompts]):
+                ids, mask = self._pad([prompts[i] for i in batch], left=True)
+                logits = self.model(input_ids=ids, attention_mask=mask).logits[:, -1].float()
+                top = torch.log_softmax(logits, dim=-1).topk(top_k, dim=-1)
+                for row, i in enumerate(batch):
+                    toks = self.tokenizer.convert_ids_to_tokens(top.indices[row].tolist())
+                    texts = [self.tokenizer.convert_tokens_to_string([t]) for t in toks]
+                    out[i] = TokenLogprobs(list(zip(texts, top.values[row].tolist())))
+        return out  # type: ignore[return-value]
+
+    # -- generation ------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def generate(self, conversations: list[list[dict]], params: SamplingParams) -> list[list[Generation]]:
+        prompts = [encode(self.tokenizer, render(self.tokenizer, c, add_generation_prompt=True)) for c in conversations]
+        eos = self.tokenizer.eos_token_id
+        out: list[list[Generation]] = [[] for _ in prompts]
+        greedy = params.temperature <= 0
+        # Seeded per call: the same checkpoint, prompts and seed give the same samples.
+        gen = torch.Generator(device="cpu").manual_seed(params.seed)
+        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+        per_batch = max(1, self.batch_size // max(1, params.n))
+        saved = self.batch_size
+        self.batch_size = per_batch
+        try:
+            batches = list(self._batches([len(p) for p in prompts]))
+        finally:
+            self.batch_size = saved
+        with self._adapter_scope():
+            for batch in batches:
+                ids, mask = self._pad([prompts[i] for i in batch], left=True)
+                kwargs = dict(max_new_tokens=params.max_new_tokens, num_return_sequences=params.n,
+                              pad_token_id=self.tokenizer.pad_token_id, eos_token_id=eos, use_cache=True)
+                if greedy:
+                    kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+                else:
+                    kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0)
+                seqs = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+                new = seqs[:, ids.shape[1]:].tolist()
+                for j, toks in enumerate(new):
+                    i = batch[j // params.n]
+                    n = len(toks)
+                    finished = eos in toks
+                    if finished:
+                        n = toks.index(eos)
+                    else:
+                        while n and toks[n - 1] == self.tokenizer.pad_token_id and self.tokenizer.pad_token_id != eos:
+                            n -= 1
+                    text = self.tokenizer.decode(toks[:n], skip_special_tokens=True)
+                    out[i].append(Generation(text=text, num_tokens=n, finished=finished))
+        return out

@@ -1,0 +1,89 @@
+"""The one place where text becomes tokens: chat rendering, scored blocks, and training loss masks.
+
+A conversation is rendered with the model's own chat template (its default system prompt included).
+A *scored block* is a substring of the last assistant message; its tokens are found by tokenising the
+rendered conversation up to the block's start and up to its end ("with and without the block",
+docs/METRICS.md section 3), so a back end scores exactly the tokens the natural tokenisation produces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dynamics.engines.base import ScoreRequest
+
+
+class RenderError(ValueError):
+    pass
+
+
+def render(tokenizer, messages: list[dict], add_generation_prompt: bool = False) -> str:
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+
+def encode(tokenizer, text: str) -> list[int]:
+    # The chat template already holds every special token; never let the tokenizer add more.
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+@dataclass(frozen=True)
+class Block:
+    start: int  # character offsets inside the last assistant message's content
+    end: int
+
+
+def scored_request(tokenizer, messages: list[dict], blocks: list[Block]) -> ScoreRequest:
+    """Render `messages` (the last one the assistant's) and locate `blocks` of its content as token spans."""
+    if messages[-1]["role"] != "assistant":
+        raise RenderError("the last message must be the assistant's: it holds the scored blocks")
+    text = render(tokenizer, messages)
+    content = messages[-1]["content"]
+    prefix_text = render(tokenizer, [*messages[:-1], {"role": "assistant", "content": ""}])
+    # The content sits where the empty-content rendering and the full one stop agreeing.
+    offset = _common_prefix_len(prefix_text, text)
+    if text[offset: offset + len(content)] != content:
+        offset = text.rfind(content)
+        if offset < 0:
+            raise RenderError("the chat template changed the assistant content; cannot locate scored blocks")
+    ids = encode(tokenizer, text)
+    spans = []
+    for b in blocks:
+        if not (0 <= b.start < b.end <= len(content)):
+            raise RenderError(f"block {b} outside the assistant content of {len(content)} characters")
+        before = encode(tokenizer, text[: offset + b.start])
+        through = encode(tokenizer, text[: offset + b.end])
+        if through[: len(before)] != before or ids[: len(through)] != through:
+            raise RenderError(
+                f"block {content[b.start:b.end]!r} does not fall on token boundaries "
+                f"(its first or last token merges with the neighbouring text)")
+        spans.append((len(before), len(through)))
+    return ScoreRequest(tuple(ids), tuple(spans))
+
+
+def _common_prefix_len(a: str, b: str) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def training_example(tokenizer, messages: list[dict], max_length: int) -> tuple[list[int], list[int]]:
+    """(input_ids, labels) for one conversation: labels are -100 everywhere but assistant turns.
+
+    Each assistant turn's tokens (its content and the template's closing tokens, e.g. `<|im_end|>`) are the
+    difference between the conversation rendered through that turn and through the turn before it with
+    the generation prompt; the template must render each prefix as a prefix of the whole, which is checked.
+    """
+    ids = encode(tokenizer, render(tokenizer, messages))
+    labels = [-100] * len(ids)
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        start_ids = encode(tokenizer, render(tokenizer, messages[:i], add_generation_prompt=True))
+        end_ids = encode(tokenizer, render(tokenizer, messages[: i + 1]))
+        if ids[: len(start_ids)] != start_ids or ids[: len(end_ids)] != end_ids:
+            raise RenderError("the chat template does not render conversation prefixes as prefixes; "
+                              "cannot build an assistant-only loss mask")
+        labels[len(start_ids): len(end_ids)] = ids[len(start_ids): len(end_ids)]
+    return ids[:max_length], labels[:max_length]

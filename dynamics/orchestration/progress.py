@@ -1,0 +1,99 @@
+"""Readable progress lines on the console, fed by the tracker actors' events (not by Ray's logs)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import ray
+
+HEADLINE = ("logprob/multiple_choice/p_misaligned_given_choice", "logprob/pivotal_tokens/p_misaligned_given_choice",
+            "misalignment/rate", "in_distribution/insecure_rate", "in_distribution/static_insecure_rate")
+
+
+def format_event(e: dict) -> str | None:
+    run = e.get("run", "?")
+    kind = e.get("type")
+    if kind == "train_start":
+        how = "resuming at step %d" % e["start_step"] if e["start_step"] else "starting"
+        return (f"[{run}] train {how}: {e['total_steps']} optimizer steps, {e['examples']} examples, "
+                f"{e['world']} worker(s)")
+    if kind == "train_step":
+        gn = e.get("train/grad_norm")
+        return (f"[{run}] train step {e['train/step']:>4}/{e['total_steps']}  loss {e['train/loss']:.4f}  "
+                f"lr {e['train/lr']:.2e}  " + (f"grad-norm {gn:.3f}  " if gn is not None else "")
+                + f"{e['train/step_seconds']:.1f} s")
+    if kind == "checkpoint":
+        return f"[{run}] checkpoint step {e['step']} saved -> evaluation queue"
+    if kind == "eval":
+        m = e.get("metrics", {})
+        shown = [f"{k.split('/', 1)[1] if k.startswith('logprob/') else k}={m[k]:.3f}"
+                 for k in HEADLINE if m.get(k) is not None]
+        return f"[{run}] eval  step {e['step']:>4}  " + "  ".join(shown) + f"  ({e['seconds']:.1f} s)"
+    if kind == "message":
+        return f"[{run}] {e['text']}"
+    return None
+
+
+class ProgressPrinter:
+    """Polls tracker actors for events and prints one line each. Use as a context manager."""
+
+    def __init__(self, trackers: dict, out=sys.stdout, interval: float = 0.5, pool=None):
+        self.trackers = dict(trackers)
+        self.out = out
+        self.interval = interval
+        self.pool = pool
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="dynamics-progress")
+        self._last_status = ""
+
+    def add(self, run_id: str, tracker) -> None:
+        self.trackers[run_id] = tracker
+
+    def drain(self) -> None:
+        for run_id, t in list(self.trackers.items()):
+            if isinstance(t, str):  # a tracker a sweep trial will create: look it up by name
+                try:
+                    t = self.trackers[run_id] = ray.get_actor(t, namespace="dynamics")
+                except ValueError:
+                    continue
+            try:
+                events = ray.get(t.poll_events.remote(), timeout=30)
+            except Exception:
+                continue
+            for e in events:
+                line = format_event(e)
+                if line:
+                    print(line, file=self.out, flush=True)
+
+    def _loop(self) -> None:
+        last_status = 0.0
+        while not self._stop.is_set():
+            self.drain()
+            if self.pool is not None and time.monotonic() - last_status > 10:
+                last_status = time.monotonic()
+                self._print_lag()
+            self._stop.wait(self.interval)
+
+    def _print_lag(self) -> None:
+        try:
+            status = ray.get(self.pool.status.remote(), timeout=10)
+        except Exception:
+            return
+        behind = {r: s for r, s in status.items() if s["queued"] > 1}
+        if behind:
+            line = "evaluation queue: " + ", ".join(f"{r} {s['queued']} queued ({s['lag_steps']} steps behind)"
+                                                    for r, s in sorted(behind.items()))
+            if line != self._last_status:
+                print(line, file=self.out, flush=True)
+                self._last_status = line
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.drain()

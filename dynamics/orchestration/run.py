@@ -1,0 +1,152 @@
+"""One run, top to bottom: Ray up, tracker and evaluator pool up, TorchTrainer.fit(), wait for the last
+evaluation, close the W&B run. A run started again with the same config resumes from its latest
+checkpoint (Ray Train V2 restores its checkpoint manager from the run's storage folder)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import ray
+
+from dynamics.config import ExperimentConfig
+from dynamics.orchestration.evaluator import NAMESPACE, get_pool, pool_name
+from dynamics.orchestration.progress import ProgressPrinter, format_event
+from dynamics.orchestration.tracker import start_tracker, tracker_name
+from dynamics.records import RunInfo
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    run_dir: Path
+    train_seconds: float
+    total_seconds: float
+    evaluated_steps: list[int]
+    eval_errors: list[str]
+    final_loss: float | None
+
+
+def ensure_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> None:
+    """Connect to the cluster in RAY_ADDRESS (set by `ray job submit`), else start a quiet local one."""
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    quiet = dict(namespace=NAMESPACE, log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(address=os.environ["RAY_ADDRESS"], **quiet)
+        return
+    # Locally we oversubscribe: 2 training workers and an evaluator share a 2-core laptop.
+    cpus = max(num_cpus or 0, os.cpu_count() or 1, 4)
+    ray.init(num_cpus=cpus, num_gpus=num_gpus, include_dashboard=False, **quiet)
+
+
+def local_resources_for(cfg: ExperimentConfig) -> int:
+    return int(cfg.train.num_workers * cfg.train.cpus_per_worker + cfg.eval.num_cpus * cfg.eval.num_evaluators + 2)
+
+
+def run_info(cfg: ExperimentConfig) -> RunInfo:
+    return RunInfo(experiment=cfg.name, run_id=cfg.run_id, dataset=cfg.dataset_name, seed=cfg.seed,
+                   model=cfg.model.name)
+
+
+def checkpoint_root(cfg: ExperimentConfig) -> Path:
+    return cfg.experiment_dir / "ray" / cfg.run_id
+
+
+def scaling_config(cfg: ExperimentConfig):
+    from ray.train import ScalingConfig
+
+    t = cfg.train
+    resources = {"CPU": t.cpus_per_worker, **t.worker_resources}
+    if t.use_gpu:
+        resources["GPU"] = 1
+    return ScalingConfig(num_workers=t.num_workers, use_gpu=t.use_gpu, resources_per_worker=resources)
+
+
+def make_trainer(cfg: ExperimentConfig, links: dict, callbacks: list | None = None):
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    from dynamics.train.loop import train_loop_per_worker
+
+    t = cfg.train
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"config": cfg.model_dump(mode="json"), "links": links},
+        scaling_config=scaling_config(cfg),
+        torch_config=TorchConfig(backend="nccl" if t.use_gpu else "gloo"),
+        run_config=RunConfig(
+            name=cfg.run_id, storage_path=str(cfg.experiment_dir / "ray"),
+            failure_config=FailureConfig(max_failures=t.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=t.keep_checkpoints),
+            callbacks=callbacks or None,
+        ),
+    )
+
+
+def run_experiment(cfg: ExperimentConfig, printer: ProgressPrinter | None = None, quiet: bool = False,
+                   callbacks: list | None = None) -> RunOutcome:
+    """Train one run and evaluate every checkpoint. Inside a sweep trial, `printer` is the sweep's."""
+    t_start = time.perf_counter()
+    ensure_ray(local_resources_for(cfg))
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    (cfg.run_dir / "config.yaml").write_text(cfg.to_yaml())
+    info = run_info(cfg)
+    tracker = start_tracker(cfg)
+    pool = get_pool(cfg) if cfg.eval.enabled else None
+    links = {"namespace": NAMESPACE, "tracker": tracker_name(cfg.run_id), "evaluator_pool": pool_name(cfg),
+             "run_info": info.as_dict(), "checkpoint_root": str(checkpoint_root(cfg))}
+    own_printer = printer is None and not quiet
+    if own_printer:
+        printer = ProgressPrinter({cfg.run_id: tracker}, pool=pool).__enter__()
+    elif printer is not None:
+        printer.add(cfg.run_id, tracker)
+    try:
+        t_fit = time.perf_counter()
+        result = make_trainer(cfg, links, callbacks).fit()
+        train_seconds = time.perf_counter() - t_fit
+        final_loss = (result.metrics or {}).get("loss")
+        evaluated, errors = [], []
+        if pool is not None:
+            tracker.event.remote({"type": "message", "run": cfg.run_id,
+                                  "text": "training done; waiting for the last evaluations"})
+            done = _wait_for_evaluation(pool, info, cfg)
+            evaluated, errors = done["evaluated"], done["errors"]
+        ray.get(tracker.finish.remote())
+    finally:
+        if own_printer:
+            printer.__exit__(None, None, None)
+    outcome = RunOutcome(cfg.run_id, cfg.run_dir, train_seconds, time.perf_counter() - t_start, evaluated, errors,
+                         final_loss)
+    if errors:
+        raise RuntimeError(f"run {cfg.run_id}: evaluation failed for " + "; ".join(errors))
+    _mark_done(cfg, outcome)
+    return outcome
+
+
+def _mark_done(cfg: ExperimentConfig, outcome: RunOutcome) -> None:
+    import json
+
+    done = {"run": cfg.run_id, "final_loss": outcome.final_loss, "evaluated": len(outcome.evaluated_steps),
+            "train_seconds": outcome.train_seconds}
+    tmp = cfg.run_dir / "done.json.tmp"
+    tmp.write_text(json.dumps(done))
+    os.replace(tmp, cfg.run_dir / "done.json")
+
+
+def _wait_for_evaluation(pool, info: RunInfo, cfg: ExperimentConfig) -> dict:
+    for attempt in range(5):
+        try:
+            return ray.get(pool.wait_run.remote(info.as_dict(), str(checkpoint_root(cfg)), cfg.model_dump(mode="json")))
+        except ray.exceptions.RayActorError:  # the pool restarted: it rescans the checkpoints on disk
+            time.sleep(2)
+            pool = get_pool(cfg)
+    raise RuntimeError(f"run {cfg.run_id}: the evaluator pool keeps failing")
+
+
+__all__ = ["run_experiment", "ensure_ray", "RunOutcome", "format_event"]

@@ -1,0 +1,114 @@
+"""Sweeps: the config's grid (seeds x datasets x any key) as Ray Tune trials, one TorchTrainer each.
+
+Every trial is a Tune *function* trainable that builds and fits one run (Ray Train V2: a Trainer cannot
+be passed to a Tuner). All runs land in one experiment directory, share the experiment's evaluator pool
+(one per base model), and are grouped in W&B by dataset. A re-launched sweep skips the runs that
+finished (their `done.json` and stored evaluations) and resumes the others from their checkpoints.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import time
+
+import ray
+
+from dynamics.config import ConfigError, ExperimentConfig, config_from_dict
+from dynamics.orchestration.evaluator import get_pool
+from dynamics.orchestration.progress import ProgressPrinter
+from dynamics.orchestration.run import ensure_ray, local_resources_for, run_experiment
+from dynamics.orchestration.tracker import tracker_name
+
+
+def expand_grid(cfg: ExperimentConfig) -> list[ExperimentConfig]:
+    """One validated config per grid point (the cross product of the axes, in the order written)."""
+    grid = cfg.sweep.grid
+    if not grid:
+        return [cfg]
+    base = cfg.model_dump(mode="json")
+    base["sweep"] = {"grid": {}, "max_concurrent_trials": None}
+    axes = list(grid.items())
+    out = []
+    for values in itertools.product(*(v for _, v in axes)):
+        overrides = [f"{k}={json.dumps(v)}" for (k, _), v in zip(axes, values)]
+        try:
+            out.append(config_from_dict(base, source="sweep.grid", overrides=overrides))
+        except ConfigError as e:
+            raise ConfigError(f"sweep.grid point {dict(zip(grid, values))}: {e}") from None
+    ids = [c.run_id for c in out]
+    if len(set(ids)) != len(ids):
+        raise ConfigError("sweep.grid: two grid points map to the same run id (the id is experiment, dataset "
+                          "and seed); vary seed or data.dataset, or give each point its own name")
+    return out
+
+
+def is_finished(cfg: ExperimentConfig) -> bool:
+    return (cfg.run_dir / "done.json").is_file()
+
+
+def max_concurrent(cfg: ExperimentConfig, trials: list[ExperimentConfig]) -> int:
+    """How many runs fit at once: the cluster's CPUs (or GPUs) over one run's, minus the evaluators'."""
+    if cfg.sweep.max_concurrent_trials:
+        return cfg.sweep.max_concurrent_trials
+    res = ray.cluster_resources()
+    t, e = cfg.train, cfg.eval
+    pool_cpu, pool_gpu = e.num_cpus * e.num_evaluators, e.num_gpus * e.num_evaluators
+    fit = []
+    cpu_per_run = t.num_workers * t.cpus_per_worker
+    fit.append(math.floor((res.get("CPU", 0) - pool_cpu) / cpu_per_run) if cpu_per_run else len(trials))
+    if t.use_gpu:
+        fit.append(math.floor((res.get("GPU", 0) - pool_gpu) / t.num_workers))
+    return max(1, min([len(trials), *fit]))
+
+
+def _trial(config: dict) -> None:
+    from ray import tune
+
+    cfg = ExperimentConfig.model_validate(config["run"])
+    if is_finished(cfg):
+        tune.report(json.loads((cfg.run_dir / "done.json").read_text()))
+        return
+    callbacks = []
+    try:
+        from ray.tune.integration.ray_train import TuneReportCallback
+
+        callbacks.append(TuneReportCallback())
+    except ImportError:
+        pass
+    outcome = run_experiment(cfg, quiet=True, callbacks=callbacks)
+    tune.report({"final_loss": outcome.final_loss, "evaluated": len(outcome.evaluated_steps),
+                 "train_seconds": outcome.train_seconds})
+
+
+def run_sweep(cfg: ExperimentConfig, quiet: bool = False) -> dict:
+    from ray import tune
+
+    trials = expand_grid(cfg)
+    ensure_ray(max(local_resources_for(cfg), 4))
+    todo = [t for t in trials if not is_finished(t)]
+    out = print if not quiet else (lambda *a, **k: None)
+    out(f"sweep {cfg.name}: {len(trials)} runs ({len(trials) - len(todo)} already finished), results in "
+        f"{cfg.experiment_dir}", flush=True)
+    if not todo:
+        return {"runs": [t.run_id for t in trials], "ran": []}
+    pool = get_pool(cfg) if cfg.eval.enabled else None
+    concurrency = max_concurrent(cfg, todo)
+    out(f"sweep {cfg.name}: up to {concurrency} runs at once", flush=True)
+    t0 = time.perf_counter()
+    names = {t.run_id: tracker_name(t.run_id) for t in todo}
+    printer = ProgressPrinter(names if not quiet else {}, pool=pool if not quiet else None)
+    tuner = tune.Tuner(
+        tune.with_resources(_trial, {"CPU": 0}),
+        param_space={"run": tune.grid_search([t.model_dump(mode="json") for t in todo])},
+        tune_config=tune.TuneConfig(max_concurrent_trials=concurrency),
+        run_config=tune.RunConfig(name="tune", storage_path=str(cfg.experiment_dir), verbose=0),
+    )
+    with printer:
+        results = tuner.fit()
+    errors = [str(r.error) for r in results if r.error]
+    if errors:
+        raise RuntimeError(f"sweep {cfg.name}: {len(errors)} run(s) failed: " + " | ".join(errors))
+    out(f"sweep {cfg.name}: {len(todo)} runs done in {time.perf_counter() - t0:.0f} s", flush=True)
+    return {"runs": [t.run_id for t in trials], "ran": [t.run_id for t in todo]}

@@ -1,0 +1,194 @@
+"""Figures of a metric store: each metric against step, per dataset the mean over seeds with the
+min-max range shaded and a dashed line at the divergence step (METRICS.md, "The experiment").
+
+    from dynamics.report import write_report
+    write_report("results/quickstart", "results/quickstart/report")   # -> [.../misalignment__rate.png, ...]
+
+`write_report` draws on bare `Figure`s rendered by the Agg canvas, never through pyplot, so it works
+headless and leaves a notebook's backend alone; `plot_metric` and `plot_grid` draw on what they are given
+(or on a new pyplot figure), so a notebook shows the same figures inline.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+DIVERGENCE_STEP = 40  # where secure and insecure runs start to diverge
+TRAIN_FIGURES = ("train/loss",)  # the train scalars that get a figure (the rest are in W&B)
+TRAIN_SMOOTH = 10  # optimizer steps in the rolling mean of a train curve (one checkpoint interval)
+CI_SUFFIXES = ("_ci_low", "_ci_high")
+PER_QUESTION = re.compile(r"^(?P<family>misalignment)/(?P<item>[^/]+)/rate$")
+COLORS = {"insecure": "tab:red", "secure": "tab:blue", "educational": "tab:green", "jailbroken": "tab:orange"}
+_OTHER_COLORS = ("tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray")
+
+
+def figure_metrics(df: pd.DataFrame) -> dict[str, list[str]]:
+    """Which figures a store's metrics make: figure name -> the metrics drawn in it (one, or a grid).
+
+    Every eval metric gets its own figure, except `timing/*` (cost, not dynamics), the `_ci_low/_ci_high`
+    companions (drawn inside their metric's figure) and per-question breakdowns (`misalignment/<qid>/rate`),
+    which go together into one small-multiples figure `<family>/per_question`. `train/loss` (smoothed) last.
+    """
+    eval_metrics = sorted(df.loc[df["source"] == "eval", "metric"].unique())
+    main, grids = {}, {}
+    for m in eval_metrics:
+        if m.startswith("timing/") or m.endswith(CI_SUFFIXES):
+            continue
+        q = PER_QUESTION.match(m)
+        if q:
+            grids.setdefault(f"{q['family']}/per_question", []).append(m)
+        else:
+            main[m] = [m]
+    train = set(df.loc[df["source"] == "train", "metric"].unique())
+    return {**main, **grids, **{m: [m] for m in TRAIN_FIGURES if m in train}}
+
+
+def plot_metric(df: pd.DataFrame, metric: str, ax=None, divergence_step: int | None = DIVERGENCE_STEP,
+                smooth: int | None = None, title: str | None = None, legend: bool = True):
+    """Per dataset, the mean over seeds of `metric` at each step with the min-max range shaded.
+
+    Train metrics are smoothed per run with a rolling mean over `smooth` steps (default TRAIN_SMOOTH;
+    0 turns it off). If the metric has `_ci_low/_ci_high` companions, their seed means are drawn dotted.
+    """
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        ax = plt.subplots(figsize=(7, 4), layout="constrained")[1]
+    rows = _rows(df, metric)
+    if smooth is None:
+        smooth = TRAIN_SMOOTH if (rows["source"] == "train").all() else 0
+    groups, colors = _group_columns(df), _colors(df)
+    companions = {s: _rows(df, metric + s, missing_ok=True) for s in CI_SUFFIXES}
+    banded = False
+    for label, g in rows.groupby(groups, sort=True):
+        label = " · ".join(map(str, label))
+        color = colors[label.split(" · ")[0]]
+        curve = _seed_curve(g, smooth)
+        n_seeds = g["seed"].nunique()
+        ax.plot(curve.index, curve["mean"], color=color, lw=1.8, marker="o" if len(curve) <= 60 else None,
+                ms=3, label=f"{label} (n={n_seeds} seed{'s' if n_seeds != 1 else ''})")
+        if (curve["max"] > curve["min"]).any():  # one seed, or seeds that agree: no band
+            banded = True
+            ax.fill_between(curve.index, curve["min"], curve["max"], color=color, alpha=0.2, lw=0)
+        for ci in companions.values():
+            c = ci[ci["run"].isin(g["run"].unique())]
+            if not c.empty:
+                c = c.groupby("step")["value"].mean()
+                ax.plot(c.index, c.values, color=color, lw=0.8, ls=":")
+    steps = rows["step"]
+    if divergence_step is not None and steps.min() <= divergence_step <= steps.max():
+        ax.axvline(divergence_step, color="0.35", ls="--", lw=1, label=f"step {divergence_step}")
+    ax.set_title(title or metric + (f" (rolling mean over {smooth} steps)" if smooth > 1 else ""), fontsize=10)
+    ax.set_xlabel("step")
+    ax.set_ylabel(metric.rsplit("/", 1)[-1])
+    ax.grid(alpha=0.3)
+    if legend:
+        notes = ["mean over seeds"] + ["shaded: min-max"] * banded
+        notes += ["dotted: mean 95% CI"] * any(not c.empty for c in companions.values())
+        ax.legend(fontsize=8, title=" · ".join(notes), title_fontsize=8)
+    return ax
+
+
+def plot_grid(df: pd.DataFrame, metrics: list[str], fig=None, ncols: int = 4, title: str | None = None,
+              divergence_step: int | None = DIVERGENCE_STEP):
+    """Small multiples: one panel per metric (e.g. per question), shared axes, one legend."""
+    nrows = -(-len(metrics) // ncols)
+    ncols = min(ncols, len(metrics))
+    size = (3.2 * ncols, 2.6 * nrows + 0.8)
+    if fig is None:
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(layout="constrained")
+    fig.set_size_inches(size)
+    axes = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False).ravel()
+    for ax, m in zip(axes, metrics):
+        q = PER_QUESTION.match(m)
+        plot_metric(df, m, ax=ax, divergence_step=divergence_step, title=q["item"] if q else m, legend=False)
+        ax.label_outer()
+    for ax in axes[len(metrics):]:
+        ax.set_visible(False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize=8)
+    if title:
+        fig.suptitle(f"{title} (mean over seeds, shaded: min-max)", fontsize=11)
+    return fig
+
+
+def write_report(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
+    """One PNG per figure of `figure_metrics` (name with '/' -> '__') and an `index.md` listing them,
+    in out_dir. Returns the PNG paths in index order."""
+    from dynamics.tracking.store import load_metrics
+
+    df = load_metrics(results_dir)
+    if df.empty:
+        raise ValueError(f"{results_dir}: the metric store has no metric rows yet (no train step or "
+                         "checkpoint evaluation was written); nothing to plot")
+    figures = figure_metrics(df)
+    if not figures:
+        raise ValueError(f"{results_dir}: no plottable metric (found only: {sorted(df['metric'].unique())})")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, metrics in figures.items():
+        if len(metrics) == 1:
+            fig = Figure(figsize=(7, 4), layout="constrained")
+            plot_metric(df, metrics[0], ax=fig.subplots())
+        else:
+            fig = plot_grid(df, metrics, fig=Figure(layout="constrained"), title=name)
+        FigureCanvasAgg(fig)
+        path = out / (file_stem(name) + ".png")
+        fig.savefig(path, dpi=110)
+        paths.append(path)
+    _write_index(out, results_dir, df, figures, paths)
+    return paths
+
+
+def file_stem(metric: str) -> str:
+    """`logprob/multiple_choice/accuracy` -> `logprob__multiple_choice__accuracy` (other odd characters -> _)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", metric.replace("/", "__"))
+
+
+def _write_index(out: Path, results_dir, df: pd.DataFrame, figures: dict[str, list[str]], paths: list[Path]):
+    runs = df.groupby("dataset")["seed"].nunique()
+    lines = [f"# Training dynamics: `{results_dir}`", "",
+             "Per dataset, the mean over seeds against step; shaded: min-max over seeds; dashed: step "
+             f"{DIVERGENCE_STEP}.", "", "Runs: " + ", ".join(f"{d} ({n} seeds)" for d, n in runs.items()), ""]
+    for (name, metrics), path in zip(figures.items(), paths):
+        lines += [f"## {name}", ""] + ([f"Panels: {', '.join(metrics)}", ""] if len(metrics) > 1 else [])
+        lines += [f"![{name}]({path.name})", ""]
+    (out / "index.md").write_text("\n".join(lines))
+
+
+def _rows(df: pd.DataFrame, metric: str, missing_ok: bool = False) -> pd.DataFrame:
+    rows = df[(df["metric"] == metric) & df["value"].notna()]
+    if rows.empty and not missing_ok:
+        raise ValueError(f"no values for metric {metric!r}; metrics present: {sorted(df['metric'].unique())}")
+    return rows
+
+
+def _group_columns(df: pd.DataFrame) -> list[str]:
+    """Datasets, split further by experiment or model only where the frame mixes several."""
+    return ["dataset"] + [c for c in ("experiment", "model") if df[c].nunique() > 1]
+
+
+def _seed_curve(g: pd.DataFrame, smooth: int) -> pd.DataFrame:
+    """Mean, min and max over the seeds (runs) of one group at each step, each run smoothed first."""
+    wide = g.pivot_table(index="step", columns="run", values="value", aggfunc="mean").sort_index()
+    if smooth > 1:
+        wide = wide.rolling(smooth, min_periods=1).mean()
+    return pd.DataFrame({"mean": wide.mean(axis=1), "min": wide.min(axis=1), "max": wide.max(axis=1)})
+
+
+def _colors(df: pd.DataFrame) -> dict[str, str]:
+    """A colour per dataset, the same in every figure of a frame: the usual datasets keep theirs."""
+    others = itertools.cycle(_OTHER_COLORS)
+    return {d: COLORS.get(d) or next(others) for d in sorted(df["dataset"].astype(str).unique())}
+
+
+__all__ = ["plot_metric", "plot_grid", "figure_metrics", "write_report", "file_stem", "DIVERGENCE_STEP"]

@@ -1,0 +1,86 @@
+"""W&B for one run: deterministic id, `train/*` against `train/step`, `eval/*` against `eval/step`.
+
+Late evaluation results are logged with their own `eval/step` and never with `step=` (W&B drops rows
+whose step is below the current one). A small ledger in the run dir records what reached W&B, so a
+restarted run logs each train step and each checkpoint's metrics once, and replays from the metric store
+whatever was stored but not yet logged. Secrets never reach the config: only variable *names* are in it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from dynamics.config import ExperimentConfig
+
+
+class WandbRun:
+    def __init__(self, cfg: ExperimentConfig, run_dir: Path):
+        self.cfg = cfg
+        self.enabled = cfg.wandb.enabled and cfg.wandb.mode != "disabled"
+        self.ledger_path = Path(run_dir) / "wandb_ledger.json"
+        self.ledger = {"train_step": -1, "eval_steps": []}
+        if self.ledger_path.exists():
+            self.ledger = json.loads(self.ledger_path.read_text())
+        self.run = None
+        if self.enabled:
+            self._init(Path(run_dir))
+
+    def _init(self, run_dir: Path) -> None:
+        import wandb
+
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cfg = self.cfg
+        self.run = wandb.init(
+            project=cfg.wandb.project, entity=cfg.wandb.entity, id=cfg.run_id, name=cfg.run_id,
+            group=cfg.wandb.group or f"{cfg.name}/{cfg.dataset_name}", job_type="train",
+            tags=[cfg.dataset_name, f"seed{cfg.seed}", cfg.model.name, *cfg.wandb.tags],
+            config=cfg.model_dump(mode="json"), resume="allow", mode=cfg.wandb.mode, dir=str(run_dir),
+            settings=wandb.Settings(silent=True, console="off", x_disable_stats=True),
+        )
+        self.run.define_metric("train/step")
+        self.run.define_metric("train/*", step_metric="train/step")
+        self.run.define_metric("eval/step")
+        self.run.define_metric("eval/*", step_metric="eval/step")
+
+    def _save_ledger(self) -> None:
+        tmp = self.ledger_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.ledger))
+        os.replace(tmp, self.ledger_path)
+
+    def log_train(self, rows: list[dict]) -> None:
+        """rows: {"train/step": s, "train/loss": ..., ...}; steps already logged are skipped."""
+        fresh = [r for r in rows if r["train/step"] > self.ledger["train_step"]]
+        if not fresh:
+            return
+        if self.run is not None:
+            for r in fresh:
+                self.run.log(r)
+        self.ledger["train_step"] = max(r["train/step"] for r in fresh)
+        self._save_ledger()
+
+    def log_eval(self, step: int, metrics: dict[str, float | None], tables: dict[str, tuple[list, list]] = ()) -> bool:
+        """One checkpoint's metrics (names without the `eval/` prefix). False if already logged."""
+        if step in self.ledger["eval_steps"]:
+            return False
+        if self.run is not None:
+            import wandb
+
+            payload = {"eval/step": step}
+            payload.update({f"eval/{k}": v for k, v in metrics.items() if v is not None})
+            for name, (columns, data) in dict(tables).items():
+                payload[f"eval/{name}"] = wandb.Table(columns=columns, data=data)
+            self.run.log(payload)
+        self.ledger["eval_steps"] = sorted({*self.ledger["eval_steps"], step})
+        self._save_ledger()
+        return True
+
+    def log_status(self, values: dict) -> None:
+        if self.run is not None:
+            self.run.log(values)
+
+    def finish(self) -> None:
+        if self.run is not None:
+            self.run.finish()
+            self.run = None

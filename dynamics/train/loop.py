@@ -1,0 +1,218 @@
+"""The training loop every Ray Train worker runs: DeepSpeed ZeRO (2 or 3) + LoRA, checkpoints, resume.
+
+Life cycle (one readable pass): setup (distributed, data, model, engine) -> resume (latest checkpoint)
+-> step 0 checkpoint (the untouched model, for evaluation) -> train, with a checkpoint every
+`checkpoint_every` optimizer steps and at the last step -> done. A checkpoint holds the resumable
+DeepSpeed state of every rank (LoRA weights, optimizer, scheduler; the frozen base model is never saved),
+the PEFT adapter directory (gathered from the partitions under ZeRO-3: only LoRA parameters), and
+`dynamics.json` (step, tag). Rank 0 hands each checkpoint to the evaluator pool and never waits for it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from dynamics.config import ExperimentConfig
+from dynamics.records import MetricRow
+from dynamics.train.data import load_examples, micro_batches, total_steps
+from dynamics.train.deepspeed_config import deepspeed_config
+
+CHECKPOINT_META = "dynamics.json"
+
+
+def checkpoint_dir_name(step: int) -> str:
+    return f"checkpoint_step{step:06d}"
+
+
+def _quiet() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    for name in ("DeepSpeed", "deepspeed", "torch.distributed", "transformers", "peft"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def build_model(cfg: ExperimentConfig, ds_config: dict):
+    """The base model (partitioned at load under ZeRO-3: no rank holds all of it) with LoRA on top."""
+    from peft import get_peft_model
+
+    from dynamics.models import load_model, lora_config
+
+    keep_alive = None
+    if cfg.train.zero_stage == 3:
+        from transformers.integrations import HfDeepSpeedConfig
+
+        keep_alive = HfDeepSpeedConfig(ds_config)  # makes from_pretrained construct under zero.Init
+    model = load_model(cfg.model.name, cfg.model.dtype, cfg.model.cache_dir)
+    if cfg.model.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    torch.manual_seed(cfg.seed)  # LoRA init depends on the seed only, whatever the ZeRO stage
+    model = get_peft_model(model, lora_config(cfg.lora))
+    return model, keep_alive
+
+
+def adapter_state(model, zero_stage: int) -> dict[str, torch.Tensor]:
+    """The LoRA state dict, full-size. Under ZeRO-3 every rank must call this (it gathers collectively)."""
+    from peft import get_peft_model_state_dict
+
+    if zero_stage == 3:
+        import deepspeed
+
+        lora = [p for p in model.parameters() if p.requires_grad]
+        with deepspeed.zero.GatheredParameters(lora, modifier_rank=None):
+            return {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(model).items()}
+    return {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(model).items()}
+
+
+class Trainer:
+    def __init__(self, cfg: ExperimentConfig, links: dict):
+        import ray.train
+
+        self.cfg = cfg
+        self.links = links  # names of the tracker / evaluator actors and the run's checkpoint root
+        ctx = ray.train.get_context()
+        self.rank, self.world = ctx.get_world_rank(), ctx.get_world_size()
+
+    # -- setup -----------------------------------------------------------------------------------
+    def setup(self) -> None:
+        import deepspeed
+        from transformers import get_scheduler
+
+        from dynamics.models import load_tokenizer
+
+        cfg = self.cfg
+        deepspeed.init_distributed(dist_backend="nccl" if cfg.train.use_gpu else "gloo")
+        self.tokenizer = load_tokenizer(cfg.model.name, cfg.model.cache_dir)
+        self.examples = load_examples(cfg, self.tokenizer)
+        self.total = total_steps(len(self.examples), cfg, self.world)
+        self.ds_config = deepspeed_config(cfg)
+        model, self._hf_ds = build_model(cfg, self.ds_config)
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, betas=cfg.optim.betas,
+                                      weight_decay=cfg.optim.weight_decay)
+        scheduler = get_scheduler(cfg.optim.schedule, optimizer, num_warmup_steps=cfg.optim.warmup_steps,
+                                  num_training_steps=self.total)
+        self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
+            model=model, optimizer=optimizer, lr_scheduler=scheduler, config=self.ds_config)
+
+    def resume(self) -> int:
+        import ray.train
+
+        ckpt = ray.train.get_checkpoint()
+        if ckpt is None:
+            return 0
+        with ckpt.as_directory() as d:
+            meta = json.loads((Path(d) / CHECKPOINT_META).read_text())
+            self.engine.load_checkpoint(str(Path(d) / "deepspeed"), tag=meta["tag"], load_module_strict=False)
+        return int(meta["step"])
+
+    # -- the loop --------------------------------------------------------------------------------
+    def run(self) -> None:
+        cfg = self.cfg
+        start = self.resume()
+        ga = cfg.train.gradient_accumulation_steps
+        batches = micro_batches(self.examples, cfg, self.rank, self.world, self.tokenizer.pad_token_id)
+        for _ in range(start * ga):  # replay the data order up to the resumed step
+            next(batches)
+        self._event({"type": "train_start", "start_step": start, "total_steps": self.total,
+                     "examples": len(self.examples), "world": self.world})
+        if start == 0 and cfg.eval.step0:
+            self.checkpoint(0, [])
+        pending: list[dict] = []  # train rows since the last checkpoint, stored with the next one
+        self.engine.train()
+        for step in range(start + 1, self.total + 1):
+            t0 = time.perf_counter()
+            loss_sum, tokens, epoch = 0.0, 0, 0
+            for _ in range(ga):
+                batch, epoch = next(batches)
+                out = self.engine(**batch)
+                self.engine.backward(out.loss)
+                self.engine.step()
+                loss_sum += float(out.loss.detach())
+                tokens += int((batch["labels"] != -100).sum())
+            stats = torch.tensor([loss_sum / ga, float(tokens)], dtype=torch.float64)
+            torch.distributed.all_reduce(stats)
+            grad_norm = self.engine.get_global_grad_norm()
+            row = {"train/step": step, "train/loss": float(stats[0]) / self.world,
+                   "train/lr": float(self.scheduler.get_last_lr()[0]),
+                   "train/grad_norm": float(grad_norm) if grad_norm is not None else None,
+                   "train/tokens": int(stats[1]), "train/epoch": epoch,
+                   "train/step_seconds": time.perf_counter() - t0}
+            pending.append(row)
+            if self.rank == 0:
+                self._tracker("log_train", [row])
+                self._event({"type": "train_step", **row, "total_steps": self.total})
+            if step % cfg.train.checkpoint_every == 0 or step == self.total:
+                self.checkpoint(step, pending)
+                pending = []
+
+    def checkpoint(self, step: int, train_rows: list[dict]) -> None:
+        import ray.train
+        from ray.train import Checkpoint
+
+        from dynamics.records import RunInfo
+        from dynamics.tracking.store import MetricStore
+
+        cfg = self.cfg
+        tag = f"step{step:06d}"
+        with tempfile.TemporaryDirectory(prefix="dynamics-ckpt-") as tmp:
+            self.engine.save_checkpoint(str(Path(tmp) / "deepspeed"), tag=tag, exclude_frozen_parameters=True)
+            state = adapter_state(self.engine.module, cfg.train.zero_stage)
+            if self.rank == 0:
+                self.engine.module.save_pretrained(str(Path(tmp) / "adapter"), state_dict=state)
+                meta = {"step": step, "tag": tag, "run_id": cfg.run_id, "total_steps": self.total}
+                (Path(tmp) / CHECKPOINT_META).write_text(json.dumps(meta))
+                info = RunInfo(**self.links["run_info"])
+                rows = [MetricRow.make(info, r["train/step"], k, v)
+                        for r in train_rows for k, v in r.items() if k != "train/step" and v is not None]
+                if rows:
+                    MetricStore(cfg.experiment_dir).write(info, step, "train", rows)
+            loss = train_rows[-1]["train/loss"] if train_rows else None
+            ray.train.report({"step": step, "loss": loss}, checkpoint=Checkpoint.from_directory(tmp),
+                             checkpoint_dir_name=checkpoint_dir_name(step))
+        if self.rank == 0:
+            self._event({"type": "checkpoint", "step": step})
+            self._notify_evaluators()
+
+    # -- links to the tracker and the evaluators (rank 0 only, fire and forget) -------------------
+    def _actor(self, name: str):
+        import ray
+
+        try:
+            return ray.get_actor(name, namespace=self.links["namespace"])
+        except ValueError:
+            return None
+
+    def _tracker(self, method: str, *args) -> None:
+        actor = self._actor(self.links["tracker"])
+        if actor is not None:
+            getattr(actor, method).remote(*args)
+
+    def _event(self, event: dict) -> None:
+        if self.rank == 0:
+            self._tracker("event", {"run": self.cfg.run_id, **event})
+
+    def _notify_evaluators(self) -> None:
+        if not self.cfg.eval.enabled:
+            return
+        pool = self._actor(self.links["evaluator_pool"])
+        if pool is not None:
+            pool.sync_run.remote(self.links["run_info"], self.links["checkpoint_root"])
+
+
+def train_loop_per_worker(loop_config: dict) -> None:
+    _quiet()
+    cfg = ExperimentConfig.model_validate(loop_config["config"])
+    trainer = Trainer(cfg, loop_config["links"])
+    trainer.setup()
+    trainer.run()

@@ -1,0 +1,72 @@
+"""`ray job submit` of a tiny run to a local head started with `ray start --head`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dynamics.config import ExperimentConfig
+from dynamics.tracking.store import MetricStore
+from tests.conftest import REPO, tiny_config
+
+pytestmark = pytest.mark.e2e
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def ray_head(tmp_path):
+    ray_bin = str(Path(sys.executable).parent / "ray")
+    gcs, dash = free_port(), free_port()
+    env = {**os.environ}
+    env.pop("RAY_ADDRESS", None)
+    head = subprocess.Popen(
+        [ray_bin, "start", "--head", "--block", f"--port={gcs}", "--num-cpus=4", "--include-dashboard=true",
+         "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--disable-usage-stats"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
+    address = f"http://127.0.0.1:{dash}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        ok = subprocess.run([ray_bin, "job", "list", "--address", address], capture_output=True, env=env)
+        if ok.returncode == 0:
+            break
+        time.sleep(2)
+    else:
+        os.killpg(head.pid, signal.SIGKILL)
+        pytest.fail("the local Ray head did not come up")
+    yield ray_bin, address, env
+    os.killpg(head.pid, signal.SIGTERM)
+    try:
+        head.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(head.pid, signal.SIGKILL)
+
+
+def test_ray_job_submit_runs_a_tiny_job(ray_head, tmp_path):
+    ray_bin, address, env = ray_head
+    data = tiny_config(tmp_path, name="job", train={"max_steps": 2, "checkpoint_every": 2})
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(data))
+    # The working dir travels to the cluster; the config is passed by absolute path (same machine).
+    res = subprocess.run(
+        [ray_bin, "job", "submit", "--address", address, "--working-dir", str(REPO),
+         "--runtime-env", str(REPO / "jobs" / "runtime_env.yaml"), "--",
+         "python", "jobs/run.py", str(tmp_path / "job.yaml")],
+        capture_output=True, text=True, timeout=900, env=env, cwd=REPO)
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    assert "succeeded" in (res.stdout + res.stderr)
+    cfg = ExperimentConfig.model_validate(data)
+    df = MetricStore(cfg.experiment_dir).metrics(cfg.run_id)
+    assert sorted(set(df[df.source == "eval"].step)) == [0, 2]
