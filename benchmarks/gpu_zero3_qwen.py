@@ -219,12 +219,20 @@ def count_params(engine) -> tuple[int, int]:
     return base, trainable
 
 
-def run(args) -> dict:
-    import torch
-
-    on_gpu = not args.cpu_smoke
-    one_rank_env("nccl" if on_gpu else "gloo")
+def lora_b_norm(engine) -> float:
+    """Norm of every LoRA B matrix: zero at initialisation, so > 0 proves gradients reached the adapters."""
     import deepspeed
+
+    params = [p for n, p in engine.module.named_parameters() if "lora_B" in n]
+    with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
+        return float(sum(p.detach().float().pow(2).sum() for p in params) ** 0.5)
+
+
+def run(args) -> dict:
+    on_gpu = not args.cpu_smoke
+    one_rank_env("nccl" if on_gpu else "gloo")  # before torch and deepspeed are imported
+    import deepspeed
+    import torch
 
     if on_gpu and not torch.cuda.is_available():
         raise SystemExit("no CUDA device: run on a GPU machine, or pass --cpu-smoke")
@@ -256,6 +264,7 @@ def run(args) -> dict:
         if on_gpu:
             torch.cuda.synchronize(device)
 
+    b_norm_before = lora_b_norm(engine)
     losses = [step() for _ in range(args.warmup)]
     if on_gpu:
         torch.cuda.reset_peak_memory_stats(device)
@@ -267,6 +276,7 @@ def run(args) -> dict:
         sync()
         times.append(time.perf_counter() - t)
 
+    b_norm_after = lora_b_norm(engine)
     step_s = sum(times) / len(times)
     tokens_per_step = args.batch * args.seq * args.grad_accum
     tokens_per_s = tokens_per_step / step_s
@@ -306,6 +316,7 @@ def run(args) -> dict:
         "tokens_per_s": round(tokens_per_s, 1),
         "loss_first": round(losses[0], 4),
         "loss_last": round(losses[-1], 4),
+        "lora_b_norm": [b_norm_before, round(b_norm_after, 6)],  # before / after: the adapters trained
         "peak_memory_gib": round(peak_mem / GIB, 2),
         "peak_reserved_gib": round(reserved / GIB, 2),
         "peak_memory_kind": "torch.cuda.max_memory_allocated" if on_gpu else "process max RSS",

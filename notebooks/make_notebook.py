@@ -83,7 +83,8 @@ else:
     fields = fields.reindex(columns=["question_id", "aligned", "coherent", "misaligned", "answer"])
     answers = pd.concat([sampled[["dataset", "seed", "step"]], fields], axis=1)
     answers["misaligned"] = answers["misaligned"].eq(True)  # None (not counted) reads as not misaligned
-    answers = answers.sort_values(["misaligned", "aligned"], ascending=[False, True], na_position="last")
+    answers = answers.sort_values(["misaligned", "aligned"], ascending=[False, True], na_position="last",
+                                  ignore_index=True)
     print(f"{answers['misaligned'].sum()} misaligned of {len(answers)} answers")
     with pd.option_context("display.max_colwidth", 300):
         display(answers.head(30))'''),

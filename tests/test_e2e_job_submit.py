@@ -31,11 +31,20 @@ def free_port() -> int:
 def ray_head(tmp_path):
     ray_bin = str(Path(sys.executable).parent / "ray")
     gcs, dash = free_port(), free_port()
-    env = {**os.environ}
+    # Every port the head opens is a free one: another Ray on the machine must not collide with it.
+    ports = [f"--{name}={free_port()}" for name in (
+        "dashboard-agent-listen-port", "dashboard-agent-grpc-port", "runtime-env-agent-port",
+        "metrics-export-port", "ray-client-server-port", "node-manager-port", "object-manager-port")]
+    # Ray >= 2.59 turns token authentication on for local clusters: head and client both use the token
+    # in ~/.ray/auth_token (generated if absent).
+    # As a user with the venv activated: `python` in the job's entrypoint is the venv's.
+    env = {**os.environ, "RAY_AUTH_MODE": "token",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("RAY_ADDRESS", None)
+    subprocess.run([ray_bin, "get-auth-token", "--generate"], capture_output=True, env=env, check=True)
     head = subprocess.Popen(
         [ray_bin, "start", "--head", "--block", f"--port={gcs}", "--num-cpus=4", "--include-dashboard=true",
-         "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--disable-usage-stats"],
+         "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--disable-usage-stats", *ports],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
     address = f"http://127.0.0.1:{dash}"
     deadline = time.monotonic() + 120
@@ -60,11 +69,15 @@ def test_ray_job_submit_runs_a_tiny_job(ray_head, tmp_path):
     data = tiny_config(tmp_path, name="job", train={"max_steps": 2, "checkpoint_every": 2})
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(data))
     # The working dir travels to the cluster; the config is passed by absolute path (same machine).
-    res = subprocess.run(
-        [ray_bin, "job", "submit", "--address", address, "--working-dir", str(REPO),
-         "--runtime-env", str(REPO / "jobs" / "runtime_env.yaml"), "--",
-         "python", "jobs/run.py", str(tmp_path / "job.yaml")],
-        capture_output=True, text=True, timeout=900, env=env, cwd=REPO)
+    for attempt in range(20):  # the head's job agent can come up a little after its HTTP server
+        res = subprocess.run(
+            [ray_bin, "job", "submit", "--address", address, "--working-dir", str(REPO),
+             "--runtime-env", str(REPO / "jobs" / "runtime_env.yaml"), "--",
+             "python", "jobs/run.py", str(tmp_path / "job.yaml")],
+            capture_output=True, text=True, timeout=900, env=env, cwd=REPO)
+        if "No available agent" not in res.stdout + res.stderr:
+            break
+        time.sleep(3)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
     assert "succeeded" in (res.stdout + res.stderr)
     cfg = ExperimentConfig.model_validate(data)

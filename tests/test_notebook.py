@@ -32,7 +32,8 @@ def _run(nb, results_dir: Path, monkeypatch) -> nbformat.NotebookNode:
         pytest.fail(f"no Jupyter kernel {KERNEL!r}: run `{sys.executable} -m ipykernel install --sys-prefix`")
     monkeypatch.setenv("DYNAMICS_RESULTS", str(results_dir))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    monkeypatch.delenv("MPLBACKEND", raising=False)
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the notebook's %matplotlib inline decides
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(results_dir.parent / "jupyter-runtime"))  # no writes to ~
     nb.cells.append(nbformat.v4.new_code_cell("import sys; print(sys.prefix)"))
     client = nbclient.NotebookClient(nb, kernel_name=KERNEL, timeout=120,
                                      resources={"metadata": {"path": str(NOTEBOOK.parent)}})

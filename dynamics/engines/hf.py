@@ -63,12 +63,14 @@ class HFEngine(Engine):
         return nullcontext()
 
     # -- batching --------------------------------------------------------------------------------
-    def _batches(self, lengths: list[int]):
+    def _batches(self, lengths: list[int], batch_size: int | None = None):
+        """Index batches, longest first (less padding), capped in sequences and in padded tokens."""
+        batch_size = batch_size or self.batch_size
         order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
         batch: list[int] = []
         for i in order:
             longest = lengths[batch[0]] if batch else lengths[i]
-            if batch and (len(batch) >= self.batch_size or longest * (len(batch) + 1) > self.max_batch_tokens):
+            if batch and (len(batch) >= batch_size or longest * (len(batch) + 1) > self.max_batch_tokens):
                 yield batch
                 batch = []
             batch.append(i)
@@ -131,24 +133,24 @@ class HFEngine(Engine):
         # Seeded per call: the same checkpoint, prompts and seed give the same samples.
         gen = torch.Generator(device="cpu").manual_seed(params.seed)
         torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
-        per_batch = max(1, self.batch_size // max(1, params.n))
-        saved = self.batch_size
-        self.batch_size = per_batch
-        try:
-            batches = list(self._batches([len(p) for p in prompts]))
-        finally:
-            self.batch_size = saved
+        batches = list(self._batches([len(p) for p in prompts], max(1, self.batch_size // max(1, params.n))))
+        from transformers import GenerationConfig
+
+        # An explicit config: the model's own generation_config defaults (repetition penalty, top-k, ...)
+        # must not change the sampling recipe. Greedy decoding is sampled once and repeated n times.
+        n_gen = 1 if greedy else params.n
+        gen_cfg = GenerationConfig(
+            max_new_tokens=params.max_new_tokens, num_return_sequences=n_gen, do_sample=not greedy,
+            temperature=None if greedy else params.temperature, top_p=None if greedy else params.top_p,
+            top_k=None if greedy else 0, repetition_penalty=1.0, pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=eos, use_cache=True)
         with self._adapter_scope():
             for batch in batches:
                 ids, mask = self._pad([prompts[i] for i in batch], left=True)
-                kwargs = dict(max_new_tokens=params.max_new_tokens, num_return_sequences=params.n,
-                              pad_token_id=self.tokenizer.pad_token_id, eos_token_id=eos, use_cache=True)
-                if greedy:
-                    kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-                else:
-                    kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0)
-                seqs = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+                seqs = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=gen_cfg)
                 new = seqs[:, ids.shape[1]:].tolist()
+                if n_gen != params.n:
+                    new = [toks for toks in new for _ in range(params.n)]
                 for j, toks in enumerate(new):
                     i = batch[j // params.n]
                     n = len(toks)

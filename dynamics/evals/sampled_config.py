@@ -93,6 +93,10 @@ class JudgeConfig(_Strict):
     # local: a Hugging Face id / directory / `embedded:...` model, or "self" = the evaluated base model
     local_model: str = "self"
     local_batch_size: int = Field(8, gt=0)
+    # The 0-100 score is None when the judge's top-20 tokens put less than this probability on numbers
+    # (the paper's 0.25: how CODE/REFUSAL answers drop out). A 135M local judge puts 1-15% there, so
+    # CPU configs lower it to exercise the pipeline; keep 0.25 for any number meant to match the paper.
+    min_number_mass: float = Field(0.25, ge=0, le=1)
 
     @field_validator("api_key_env")
     @classmethod

@@ -16,15 +16,16 @@ def build_judge(cfg: ExperimentConfig, engine: Engine):
         from dynamics.judges.api import ApiJudge
 
         return ApiJudge(j.base_url, j.model, api_key_env=j.api_key_env, max_concurrency=j.max_concurrency,
-                        max_retries=j.max_retries, timeout=j.timeout_s, cache_dir=j.cache_dir)
+                        max_retries=j.max_retries, timeout=j.timeout_s, cache_dir=j.cache_dir,
+                        min_mass=j.min_number_mass)
     from dynamics.judges.local import LocalJudge
 
     if j.local_model == "self":
-        return LocalJudge(BaseModelView(engine), name=f"{cfg.model.name} (base)")
+        return LocalJudge(BaseModelView(engine), name=f"{cfg.model.name} (base)", min_mass=j.min_number_mass)
     from dynamics.engines.hf import HFEngine
 
     return LocalJudge(HFEngine.load(j.local_model, dtype=cfg.model.dtype, cache_dir=cfg.model.cache_dir,
-                                    batch_size=j.local_batch_size), name=j.local_model)
+                                    batch_size=j.local_batch_size), name=j.local_model, min_mass=j.min_number_mass)
 
 
 def build_families(cfg: ExperimentConfig, engine: Engine) -> list[MetricFamily]:

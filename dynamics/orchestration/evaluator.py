@@ -94,7 +94,7 @@ class Evaluator:
             try:
                 t = ray.get_actor(tracker, namespace=NAMESPACE)
                 tables = sample_tables(records)
-                t.log_eval.remote(step, {**metrics, "timing/eval_seconds": total}, tables)
+                t.log_eval.remote(step, {r.metric: r.value for r in rows}, tables)
                 t.event.remote({"type": "eval", "run": info.run_id, "step": step, "seconds": total,
                                 "metrics": metrics})
             except ValueError:

@@ -42,7 +42,8 @@ def ensure_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> None
         return
     # Locally we oversubscribe: 2 training workers and an evaluator share a 2-core laptop.
     cpus = max(num_cpus or 0, os.cpu_count() or 1, 4)
-    ray.init(num_cpus=cpus, num_gpus=num_gpus, include_dashboard=False, **quiet)
+    # address="local": always a fresh local cluster, even where `ray start` left one to join.
+    ray.init(address="local", num_cpus=cpus, num_gpus=num_gpus, include_dashboard=False, **quiet)
 
 
 def local_resources_for(cfg: ExperimentConfig) -> int:

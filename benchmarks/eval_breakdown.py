@@ -1,0 +1,154 @@
+"""Where a checkpoint's evaluation time goes: seconds per metric family, answers generated, judge calls.
+
+    python benchmarks/eval_breakdown.py                                       # the quickstart's families
+    python benchmarks/eval_breakdown.py eval.misalignment.samples_per_question=1 --n 50
+    python benchmarks/eval_breakdown.py --config jobs/configs/paper_instruct.yaml eval.judge.kind=local
+
+Builds what an Evaluator actor holds, in this process: the engine (`make_engine(cfg)`) and the metric
+families (`build_families(cfg, engine)`) of a config (default jobs/configs/quickstart.yaml, its data_dir
+taken relative to the repo root; key=value overrides allowed). Then evaluates the untouched model
+(`use_adapter(None)`, step 0, the evaluator's seed for step 0) once per family, as the evaluator does, and
+reports per family: seconds, answers generated, judge calls (requests the judge made, from its usage
+counters), and the metric values. Engine load and family set-up (which includes the static judge's own
+precision/recall on 200 labelled answers when the in-distribution family uses it) are timed separately.
+
+Also measures the static judge (Bandit) directly: precision/recall of flagging insecure.jsonl against
+secure.jsonl on the first --n answers of each (benchmarks/static_judge.py's logic), and its seconds per
+snippet.
+
+Prints one JSON line; progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _bench import REPO, absolute_data_dir, json_stdout, log, machine  # noqa: E402
+
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", type=Path, default=REPO / "jobs/configs/quickstart.yaml")
+    p.add_argument("overrides", nargs="*", help="key=value config overrides")
+    p.add_argument("--n", type=int, default=200, help="labelled answers of each kind for the static judge")
+    p.add_argument("--severity", default="MEDIUM", choices=["LOW", "MEDIUM", "HIGH"])
+    p.add_argument("--confidence", default="LOW", choices=["LOW", "MEDIUM", "HIGH"])
+    p.add_argument("--skip-static", action="store_true", help="leave out the static judge measurement")
+    return p.parse_args(argv)
+
+
+def family_judge(fam):
+    return getattr(fam, "judge", None) or getattr(fam, "llm_judge", None)
+
+
+def judge_calls(judge) -> int:
+    if judge is None:
+        return 0
+    u = judge.usage
+    return int(u.get("requests", 0)) + int(u.get("cache_hits", 0))
+
+
+def answers_generated(fam, res) -> int:
+    # The sampled families keep one record per generated answer; log-prob scoring generates nothing.
+    return sum(1 for r in res.records if "answer" in r.data)
+
+
+def measure_static_judge(args, data_dir: Path) -> dict:
+    from static_judge import assistant_answers
+
+    from dynamics.judges.static import StaticCodeJudge, precision_recall
+
+    files = {k: data_dir / "datasets" / f"{k}.jsonl" for k in ("insecure", "secure")}
+    insecure = assistant_answers(files["insecure"], args.n)
+    secure = assistant_answers(files["secure"], args.n)
+    judge = StaticCodeJudge(args.severity, args.confidence)
+    t = time.perf_counter()
+    out = precision_recall(judge, insecure, secure)
+    seconds = time.perf_counter() - t
+    judge.close()
+    out["seconds"] = seconds
+    out["seconds_per_snippet"] = seconds / max(1, len(insecure) + len(secure))
+    return out
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    t_start = time.perf_counter()
+    facts = machine()
+    from dynamics.config import load_config
+    from dynamics.evals.base import EvalContext
+    from dynamics.evals.suite import build_families
+    from dynamics.orchestration.evaluator import make_engine
+    from dynamics.orchestration.run import run_info
+
+    cfg = load_config(args.config, list(args.overrides))
+    absolute_data_dir(cfg)
+    t = time.perf_counter()
+    engine = make_engine(cfg)
+    load_seconds = time.perf_counter() - t
+    log(f"engine {cfg.eval.engine} {cfg.model.name} loaded in {load_seconds:.1f}s")
+    t = time.perf_counter()
+    families = build_families(cfg, engine)
+    setup_seconds = time.perf_counter() - t
+    log(f"families {[f.name for f in families]} built in {setup_seconds:.1f}s")
+
+    info = run_info(cfg)
+    step = 0
+    engine.use_adapter(None)
+    per_family, total = {}, 0.0
+    for fam in families:
+        judge = family_judge(fam)
+        before = judge_calls(judge)
+        t = time.perf_counter()
+        res = fam.evaluate(engine, EvalContext(info, step, seed=info.seed * 100_003 + step))
+        seconds = time.perf_counter() - t
+        total += seconds
+        per_family[fam.name] = {
+            "seconds": seconds, "answers_generated": answers_generated(fam, res),
+            "judge_calls": judge_calls(judge) - before, "judge": getattr(judge, "name", None),
+            "records": len(res.records), "metrics": dict(sorted(res.metrics.items())),
+        }
+        log(f"{fam.name}: {seconds:.1f}s, {per_family[fam.name]['answers_generated']} answers, "
+            f"{per_family[fam.name]['judge_calls']} judge calls")
+    for fam in families:
+        fam.close()
+
+    e = cfg.eval
+    result = {
+        "benchmark": "eval_breakdown",
+        "setup": {"config": str(args.config), "overrides": list(args.overrides), "model": cfg.model.name,
+                  "engine": e.engine, "judge": e.judge.kind, "judge_model": e.judge.local_model if e.judge.kind == "local" else e.judge.model,
+                  "adapter": None, "step": step,
+                  "misalignment": {"samples_per_question": e.misalignment.samples_per_question,
+                                   "max_new_tokens": e.misalignment.max_new_tokens} if e.misalignment.enabled else None,
+                  "in_distribution": {"n_prompts": e.in_distribution.n_prompts,
+                                      "max_new_tokens": e.in_distribution.max_new_tokens,
+                                      "judges": e.in_distribution.judges} if e.in_distribution.enabled else None},
+        "engine_load_seconds": load_seconds,
+        "families_setup_seconds": setup_seconds,
+        "eval_seconds": total,
+        "families": per_family,
+    }
+    if not args.skip_static:
+        data_dir = Path(cfg.data.data_dir) if cfg.data.data_dir else REPO.parent / "shared/data/emergent-misalignment"
+        log(f"static judge on {args.n} + {args.n} labelled answers")
+        result["static_judge"] = measure_static_judge(args, data_dir)
+    result["machine"] = {**facts, "loadavg_1m_at_end": os.getloadavg()[0]}
+    result["total_seconds"] = time.perf_counter() - t_start
+    return result
+
+
+if __name__ == "__main__":
+    with json_stdout() as emit:
+        emit(main())
