@@ -1,6 +1,6 @@
 """How fast does one GPU LoRA-finetune Qwen2.5-Coder under DeepSpeed ZeRO-3? One JSON line of results.
 
-    python benchmarks/gpu_zero3_qwen.py --cpu-smoke          # ~1-2 min here: tiny model, CPU, gloo
+    python benchmarks/gpu_zero3_qwen.py --cpu-smoke          # 10-90 s on 2 CPU cores: tiny model, gloo
     python benchmarks/gpu_zero3_qwen.py                      # on a GPU: largest Qwen2.5-Coder size that fits
     python benchmarks/gpu_zero3_qwen.py --size 14B --steps 5
 

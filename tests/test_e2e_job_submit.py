@@ -27,8 +27,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def ray_head(tmp_path):
+@pytest.fixture(scope="module")
+def ray_head():
     ray_bin = str(Path(sys.executable).parent / "ray")
     gcs, dash = free_port(), free_port()
     # Every port the head opens is a free one: another Ray on the machine must not collide with it.
@@ -64,22 +64,46 @@ def ray_head(tmp_path):
         os.killpg(head.pid, signal.SIGKILL)
 
 
-def test_ray_job_submit_runs_a_tiny_job(ray_head, tmp_path):
+def submit(ray_head, *args) -> subprocess.CompletedProcess:
     ray_bin, address, env = ray_head
-    data = tiny_config(tmp_path, name="job", train={"max_steps": 2, "checkpoint_every": 2})
-    (tmp_path / "job.yaml").write_text(yaml.safe_dump(data))
-    # The working dir travels to the cluster; the config is passed by absolute path (same machine).
     for attempt in range(20):  # the head's job agent can come up a little after its HTTP server
         res = subprocess.run(
             [ray_bin, "job", "submit", "--address", address, "--working-dir", str(REPO),
-             "--runtime-env", str(REPO / "jobs" / "runtime_env.yaml"), "--",
-             "python", "jobs/run.py", str(tmp_path / "job.yaml")],
+             "--runtime-env", str(REPO / "jobs" / "runtime_env.yaml"), "--", "python", "jobs/run.py", *args],
             capture_output=True, text=True, timeout=900, env=env, cwd=REPO)
         if "No available agent" not in res.stdout + res.stderr:
             break
         time.sleep(3)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
     assert "succeeded" in (res.stdout + res.stderr)
+    return res
+
+
+def test_ray_job_submit_runs_a_tiny_job(ray_head, tmp_path):
+    data = tiny_config(tmp_path, name="job", train={"max_steps": 2, "checkpoint_every": 2})
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(data))
+    # The working dir travels to the cluster; the config is passed by absolute path (same machine).
+    submit(ray_head, str(tmp_path / "job.yaml"))
     cfg = ExperimentConfig.model_validate(data)
     df = MetricStore(cfg.experiment_dir).metrics(cfg.run_id)
     assert sorted(set(df[df.source == "eval"].step)) == [0, 2]
+
+
+def test_ray_job_submit_runs_a_sweep_and_a_relaunch_adds_nothing(ray_head, tmp_path):
+    from dynamics.orchestration.sweep import expand_grid
+
+    data = tiny_config(tmp_path, name="jobsweep", train={"max_steps": 2, "checkpoint_every": 2, "num_workers": 1},
+                       sweep={"grid": {"seed": [0, 1], "data.dataset": ["quickstart:insecure", "quickstart:secure"]}})
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(data))
+    submit(ray_head, "--sweep", str(tmp_path / "sweep.yaml"))
+    cfg = ExperimentConfig.model_validate(data)
+    runs = [r.run_id for r in expand_grid(cfg)]
+    ev = MetricStore(cfg.experiment_dir).metrics()
+    ev = ev[ev.source == "eval"]
+    assert sorted(ev.run.unique()) == sorted(runs)
+    assert not ev.duplicated(["run", "step", "metric"]).any()
+    assert all(sorted(ev[ev.run == r].step.unique()) == [0, 2] for r in runs)
+    files = sorted(p.name for p in (cfg.experiment_dir / "store").rglob("*.parquet"))
+    res = submit(ray_head, "--sweep", str(tmp_path / "sweep.yaml"))
+    assert "4 runs (4 already finished)" in res.stdout
+    assert sorted(p.name for p in (cfg.experiment_dir / "store").rglob("*.parquet")) == files

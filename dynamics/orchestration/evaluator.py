@@ -149,14 +149,9 @@ class EvaluatorPool:
     def _evaluators_for(self, cfg: ExperimentConfig) -> list:
         key = cfg.model.name
         if key not in self._evaluators:
-            e = cfg.eval
-            opts = dict(num_cpus=e.num_cpus, num_gpus=e.num_gpus, max_restarts=-1, max_task_retries=0,
-                        max_concurrency=2)
-            resources = _evaluator_resources(cfg)
-            if resources:
-                opts["resources"] = resources
+            opts = evaluator_options(cfg)
             self._evaluators[key] = [ray.remote(Evaluator).options(**opts).remote(cfg.model_dump(mode="json"))
-                                     for _ in range(e.num_evaluators)]
+                                     for _ in range(cfg.eval.num_evaluators)]
         return self._evaluators[key]
 
     def sync_run(self, run: dict, checkpoint_root: str, run_cfg: dict | None = None) -> int:
@@ -184,6 +179,7 @@ class EvaluatorPool:
                 added += 1
             if found:
                 self._latest_ckpt[info.run_id] = max(self._latest_ckpt.get(info.run_id, -1), found[-1][0])
+            self._report_lag(info.run_id)
             w = self._workers.get(info.run_id)
             if w is None or not w.is_alive():
                 w = threading.Thread(target=self._serve, args=(info, cfg), daemon=True, name=f"eval-{info.run_id}")
@@ -222,6 +218,7 @@ class EvaluatorPool:
                 else:
                     self._known[info.run_id].discard(step)
                     self._errors.setdefault(info.run_id, []).append(f"step {step}: {err}")
+                self._report_lag(info.run_id)
                 self._cv.notify_all()
 
     def wait_run(self, run: dict, checkpoint_root: str, run_cfg: dict | None = None, timeout: float | None = None) -> dict:
@@ -238,21 +235,38 @@ class EvaluatorPool:
             return {"evaluated": sorted(self._done.get(run_id, ())), "errors": list(self._errors.get(run_id, [])),
                     "pending": [s for s, _ in self._queues.get(run_id, ())]}
 
+    def _run_status(self, run_id: str) -> dict:
+        done = self._done.get(run_id, set())
+        latest = self._latest_ckpt.get(run_id, -1)
+        last_done = max(done) if done else -1
+        return {"queued": len(self._queues.get(run_id, ())), "latest_checkpoint": latest,
+                "latest_evaluated": last_done, "lag_steps": max(0, latest - max(last_done, 0)) if latest >= 0 else 0}
+
+    def _report_lag(self, run_id: str) -> None:
+        """Queue length and lag to the run's W&B (pool/* against pool/checkpoint), fire and forget."""
+        st = self._run_status(run_id)
+        try:
+            tracker = ray.get_actor(f"dynamics-tracker-{run_id}", namespace=NAMESPACE)
+        except ValueError:
+            return
+        tracker.log_status.remote({"pool/checkpoint": st["latest_checkpoint"], "pool/queued": st["queued"],
+                                   "pool/lag_steps": st["lag_steps"]})
+
     def status(self) -> dict:
         """Queue length and lag (steps behind the newest checkpoint) per run."""
         with self._cv:
-            out = {}
-            for run_id, q in self._queues.items():
-                done = self._done.get(run_id, set())
-                latest = self._latest_ckpt.get(run_id, -1)
-                out[run_id] = {"queued": len(q), "latest_checkpoint": latest,
-                               "latest_evaluated": max(done) if done else -1,
-                               "lag_steps": max(0, latest - (max(done) if done else 0)) if latest >= 0 else 0}
-            return out
+            return {run_id: self._run_status(run_id) for run_id in self._queues}
 
 
-def _evaluator_resources(cfg: ExperimentConfig) -> dict:
-    return dict(cfg.eval.resources)
+def evaluator_options(cfg: ExperimentConfig) -> dict:
+    """Ray actor options of one evaluator: its own CPUs/GPUs (a vLLM evaluator with tensor parallelism
+    takes `tensor_parallel_size` GPUs), any custom resources pinning it to a node type, restarts."""
+    e = cfg.eval
+    gpus = max(e.num_gpus, e.tensor_parallel_size if e.engine == "vllm" else 0)
+    opts = dict(num_cpus=e.num_cpus, num_gpus=gpus, max_restarts=-1, max_task_retries=0, max_concurrency=2)
+    if e.resources:
+        opts["resources"] = dict(e.resources)
+    return opts
 
 
 def get_pool(cfg: ExperimentConfig):

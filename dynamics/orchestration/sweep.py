@@ -92,7 +92,7 @@ def run_sweep(cfg: ExperimentConfig, quiet: bool = False) -> dict:
     out(f"sweep {cfg.name}: {len(trials)} runs ({len(trials) - len(todo)} already finished), results in "
         f"{cfg.experiment_dir}", flush=True)
     if not todo:
-        return {"runs": [t.run_id for t in trials], "ran": []}
+        return {"runs": [t.run_id for t in trials], "ran": [], "pool": {}}
     pool = get_pool(cfg) if cfg.eval.enabled else None
     concurrency = max_concurrent(cfg, todo)
     out(f"sweep {cfg.name}: up to {concurrency} runs at once", flush=True)
@@ -100,15 +100,17 @@ def run_sweep(cfg: ExperimentConfig, quiet: bool = False) -> dict:
     names = {t.run_id: tracker_name(t.run_id) for t in todo}
     printer = ProgressPrinter(names if not quiet else {}, pool=pool if not quiet else None)
     tuner = tune.Tuner(
-        tune.with_resources(_trial, {"CPU": 0}),
+        # The trial only drives its TorchTrainer (whose workers hold the real resources): a sliver of CPU.
+        tune.with_resources(_trial, {"CPU": 0.01}),
         param_space={"run": tune.grid_search([t.model_dump(mode="json") for t in todo])},
         tune_config=tune.TuneConfig(max_concurrent_trials=concurrency),
         run_config=tune.RunConfig(name="tune", storage_path=str(cfg.experiment_dir), verbose=0),
     )
     with printer:
         results = tuner.fit()
+    pool_status = ray.get(pool.status.remote()) if pool is not None else {}
     errors = [str(r.error) for r in results if r.error]
     if errors:
         raise RuntimeError(f"sweep {cfg.name}: {len(errors)} run(s) failed: " + " | ".join(errors))
     out(f"sweep {cfg.name}: {len(todo)} runs done in {time.perf_counter() - t0:.0f} s", flush=True)
-    return {"runs": [t.run_id for t in trials], "ran": [t.run_id for t in todo]}
+    return {"runs": [t.run_id for t in trials], "ran": [t.run_id for t in todo], "pool": pool_status}

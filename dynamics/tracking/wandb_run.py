@@ -43,6 +43,8 @@ class WandbRun:
         self.run.define_metric("train/*", step_metric="train/step")
         self.run.define_metric("eval/step")
         self.run.define_metric("eval/*", step_metric="eval/step")
+        self.run.define_metric("pool/checkpoint")
+        self.run.define_metric("pool/*", step_metric="pool/checkpoint")
 
     def _save_ledger(self) -> None:
         tmp = self.ledger_path.with_suffix(".tmp")
