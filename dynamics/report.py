@@ -35,7 +35,10 @@ def figure_metrics(df: pd.DataFrame) -> dict[str, list[str]]:
     companions (drawn inside their metric's figure) and per-question breakdowns (`misalignment/<qid>/rate`),
     which go together into one small-multiples figure `<family>/per_question`. `train/loss` (smoothed) last.
     """
-    eval_metrics = sorted(df.loc[df["source"] == "eval", "metric"].unique())
+    # A metric with no value at all (e.g. every answer dropped by the judge's number-mass cut-off) has
+    # nothing to draw; `no_values` lists those for the index.
+    valued = df[df["value"].notna()]
+    eval_metrics = sorted(valued.loc[valued["source"] == "eval", "metric"].unique())
     main, grids = {}, {}
     for m in eval_metrics:
         if m.startswith("timing/") or m.endswith(CI_SUFFIXES):
@@ -45,8 +48,14 @@ def figure_metrics(df: pd.DataFrame) -> dict[str, list[str]]:
             grids.setdefault(f"{q['family']}/per_question", []).append(m)
         else:
             main[m] = [m]
-    train = set(df.loc[df["source"] == "train", "metric"].unique())
+    train = set(valued.loc[valued["source"] == "train", "metric"].unique())
     return {**main, **grids, **{m: [m] for m in TRAIN_FIGURES if m in train}}
+
+
+def no_values(df: pd.DataFrame) -> list[str]:
+    """Metrics stored with no value at any step (nothing to plot)."""
+    has = set(df.loc[df["value"].notna(), "metric"])
+    return sorted(m for m in df["metric"].unique() if m not in has and not m.startswith("timing/"))
 
 
 def plot_metric(df: pd.DataFrame, metric: str, ax=None, divergence_step: int | None = DIVERGENCE_STEP,
@@ -162,6 +171,11 @@ def _write_index(out: Path, results_dir, df: pd.DataFrame, figures: dict[str, li
     for (name, metrics), path in zip(figures.items(), paths):
         lines += [f"## {name}", ""] + ([f"Panels: {', '.join(metrics)}", ""] if len(metrics) > 1 else [])
         lines += [f"![{name}]({path.name})", ""]
+    empty = no_values(df)
+    if empty:
+        lines += ["## Stored without a value", "",
+                  "No figure: every value is None (e.g. every answer fell below the judge's number-mass "
+                  "cut-off; see the records): " + ", ".join(f"`{m}`" for m in empty), ""]
     (out / "index.md").write_text("\n".join(lines))
 
 

@@ -142,3 +142,18 @@ def test_unknown_metric_names_what_is_there(tmp_path):
     df = load_metrics(make_store(tmp_path / "exp", seeds=(0,), steps=(0, 10)))
     with pytest.raises(ValueError, match="metrics present: .*misalignment/rate"):
         plot_metric(df, "misalignment/nope", ax=Figure().subplots())
+
+
+def test_metric_without_any_value_is_listed_not_plotted(tmp_path):
+    from dynamics.records import MetricRow, RunInfo
+    from dynamics.report import write_report
+    from dynamics.tracking.store import MetricStore
+
+    info = RunInfo("e", "e-d-s0", "d", 0, "m")
+    store = MetricStore(tmp_path / "e")
+    for step in (0, 10):
+        store.write(info, step, "eval", [MetricRow.make(info, step, "misalignment/rate", None, 0),
+                                         MetricRow.make(info, step, "logprob/x/accuracy", 0.5 + step / 100, 8)])
+    paths = write_report(tmp_path / "e", tmp_path / "fig")
+    assert [p.name for p in paths] == ["logprob__x__accuracy.png"]
+    assert "`misalignment/rate`" in (tmp_path / "fig" / "index.md").read_text()
