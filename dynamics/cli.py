@@ -46,7 +46,13 @@ def cmd_metrics(args) -> int:
     if args.metric:
         df = df[df["metric"].str.contains(args.metric, regex=False)]
     cols = ["run", "dataset", "seed", "step", "metric", "value", "n", "experiment", "model", "source"]
-    df[cols].to_csv(sys.stdout, index=False)
+    try:
+        df[cols].to_csv(sys.stdout, index=False)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `dynamics metrics ... | head`: the reader stopped, which is fine
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

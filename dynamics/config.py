@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import yaml
 from dynamics.evals.sampled_config import InDistributionEvalConfig, JudgeConfig, MisalignmentEvalConfig
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class ConfigError(ValueError):
@@ -141,12 +141,6 @@ class ExperimentConfig(_Strict):
         if not v or any(c in v for c in "/\\ ") or v.startswith("."):
             raise ValueError("must be a non-empty name without '/', '\\', spaces or a leading '.'")
         return v
-
-    @model_validator(mode="after")
-    def _checkpoints_fit(self) -> "ExperimentConfig":
-        if self.train.zero_stage == 3 and self.train.num_workers < 1:
-            raise ValueError("train.zero_stage 3 needs at least one worker")
-        return self
 
     # -- derived identities -------------------------------------------------------------------
     @property

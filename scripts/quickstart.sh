@@ -6,4 +6,6 @@ bash scripts/setup.sh
 . .venv/bin/activate
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 RAY_DISABLE_USAGE_STATS=1
 dynamics run jobs/configs/quickstart.yaml --report "$@"
-dynamics metrics results/quickstart | head -20
+echo "the headline metrics per checkpoint (all of them: dynamics metrics results/quickstart):"
+dynamics metrics results/quickstart --metric p_misaligned_given_choice
+dynamics metrics results/quickstart --metric misalignment/rate

@@ -61,6 +61,10 @@ def test_wandb_offline_file_holds_every_checkpoint(finished_run):
         for metric, value in zip(stored.metric, stored.value):
             assert h[f"eval/{metric}"] == pytest.approx(value, rel=1e-6, abs=1e-9)
     assert [h["train/step"] for h in history if "train/step" in h] == [1, 2, 3, 4]
+    # The evaluator pool's queue length and lag reach W&B too (pool/* against pool/checkpoint).
+    pool = [h for h in history if "pool/queued" in h]
+    assert pool and {"pool/lag_steps", "pool/checkpoint"} <= set(pool[-1]) and pool[-1]["pool/queued"] == 0
+    assert r.metrics.get("pool/*") == "pool/checkpoint"
 
 
 def test_checkpoints_hold_adapter_and_resumable_state(finished_run):

@@ -33,7 +33,7 @@ def engine():
 
 
 def test_score_is_the_aggregate_of_the_engine_top20(engine):
-    judge = LocalJudge(engine, "tiny")
+    judge = LocalJudge(engine, "tiny", number_mode="top_tokens")
     scores = judge.score_0_100(["Rate this answer from 0 to 100.", "Another prompt"])
     assert len(scores) == 2
     for s in scores:
@@ -47,7 +47,7 @@ def test_score_is_the_aggregate_of_the_engine_top20(engine):
 
 
 def test_low_mass_is_none(engine):
-    scores = LocalJudge(engine, min_mass=0.9).score_0_100(["p"])
+    scores = LocalJudge(engine, min_mass=0.9, number_mode="top_tokens").score_0_100(["p"])
     assert scores[0].value is None and scores[0].mass == pytest.approx(0.85, abs=1e-4)
 
 
@@ -69,3 +69,37 @@ def test_yes_no_parses_no(engine):
     finally:
         with torch.no_grad():
             engine.model.lm_head.bias[no_id] = saved
+
+
+def test_number_level_scores_match_teacher_forced_scoring():
+    """Digit-splitting tokenizers: p_k for every k in 0..100 from one trie pass equals scoring each number
+    teacher-forced, times P(no further digit); the judge aggregates those exactly as METRICS.md."""
+    import math
+
+    from dynamics.engines.base import Engine, ScoreRequest
+    from dynamics.engines.hf import HFEngine
+    from dynamics.evals.render import encode, render
+    from dynamics.judges.aggregate import aggregate_0_100
+    from dynamics.judges.local import LocalJudge
+
+    engine = HFEngine.load("tiny:qwen2")
+    judge = LocalJudge(engine, min_mass=0.0)
+    digits = judge._digit_ids()
+    assert digits is not None  # Qwen2.5 writes numbers digit by digit
+    prompt = "Rate this answer from 0 to 100."
+    conv = [{"role": "user", "content": prompt}]
+    cands = [encode(engine.tokenizer, str(k)) for k in range(101)]
+    trie = engine.continuation_logprobs([conv], cands, not_followed_by=digits)[0]
+    base = encode(engine.tokenizer, render(engine.tokenizer, conv, add_generation_prompt=True))
+    plain = Engine.continuation_logprobs(engine, [conv], cands)[0]
+    for k, (a, b) in enumerate(zip(trie, plain)):
+        # P(no more digits) from a teacher-forced pass with each digit appended.
+        ext = engine.score([ScoreRequest(tuple(base + cands[k] + [d]), ((len(base) + len(cands[k]), len(base) + len(cands[k]) + 1),))
+                            for d in digits]) if k in (0, 7, 42, 100) else None
+        if ext is not None:
+            b += math.log(1 - sum(math.exp(s[0]) for s in ext))
+            assert a == pytest.approx(b, abs=1e-4), k
+    [score] = judge.score_0_100([prompt])
+    value, mass = aggregate_0_100([(str(k), lp) for k, lp in enumerate(trie)], 0.0)
+    assert score.value == pytest.approx(value) and score.mass == pytest.approx(mass)
+    assert 0 <= score.value <= 100 and 0 < score.mass <= 1

@@ -73,6 +73,22 @@ class Engine(abc.ABC):
         """Top-k next-token log-probabilities after each rendered conversation (used by local judges)."""
         raise NotImplementedError(f"{type(self).__name__} does not expose next-token distributions")
 
+    def continuation_logprobs(self, conversations: list[list[dict]], continuations: list[list[int]],
+                              not_followed_by: list[int] = ()) -> list[list[float]]:
+        """For each conversation (rendered with the generation prompt), the log-probability of each
+        continuation (token ids) as the start of the assistant's reply; with `not_followed_by`, times the
+        probability that the next token is none of those. Default: teacher-forced `score` (no exclusion)."""
+        from dynamics.evals.render import encode, render
+
+        if not_followed_by:
+            raise NotImplementedError(f"{type(self).__name__} cannot exclude following tokens")
+        out = []
+        for conv in conversations:
+            prompt = encode(self.tokenizer, render(self.tokenizer, conv, add_generation_prompt=True))
+            reqs = [ScoreRequest(tuple(prompt + list(c)), ((len(prompt), len(prompt) + len(c)),)) for c in continuations]
+            out.append([s[0] for s in self.score(reqs)])
+        return out
+
     @contextmanager
     def without_adapter(self):
         """Within this block the engine is the untouched base model (e.g. to judge with it)."""
@@ -115,3 +131,7 @@ class BaseModelView(Engine):
     def next_token_logprobs(self, conversations, top_k: int = 20):
         with self.engine.without_adapter():
             return self.engine.next_token_logprobs(conversations, top_k)
+
+    def continuation_logprobs(self, conversations, continuations, not_followed_by=()):
+        with self.engine.without_adapter():
+            return self.engine.continuation_logprobs(conversations, continuations, not_followed_by)

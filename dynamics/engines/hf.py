@@ -6,6 +6,7 @@ weights are small: loading one is milliseconds for the embedded model).
 
 from __future__ import annotations
 
+import math
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -122,6 +123,51 @@ class HFEngine(Engine):
                     texts = [self.tokenizer.convert_tokens_to_string([t]) for t in toks]
                     out[i] = TokenLogprobs(list(zip(texts, top.values[row].tolist())))
         return out  # type: ignore[return-value]
+
+    @torch.inference_mode()
+    def continuation_logprobs(self, conversations: list[list[dict]], continuations: list[list[int]],
+                              not_followed_by: list[int] = ()) -> list[list[float]]:
+        """One forward pass per conversation over the prompt plus the trie of all continuations.
+
+        Every trie node (a continuation prefix) is one token placed after the prompt; a 4D attention mask
+        lets it see the prompt and its own ancestors only, at the position it would have in that
+        continuation, so its logits are the next-token distribution after that prefix. 101 numbers
+        0..100 written digit by digit are 101 nodes: a pass costs about one 101-token extension of the
+        prompt. With `not_followed_by`, each value also includes log P(next token is none of those ids).
+        """
+        trie: dict[tuple[int, ...], int] = {}  # prefix -> node index
+        for c in continuations:
+            for j in range(1, len(c) + 1):
+                trie.setdefault(tuple(c[:j]), len(trie))
+        nodes = list(trie)
+        excluded = list(not_followed_by)
+        out = []
+        with self._adapter_scope():
+            for conv in conversations:
+                prompt = encode(self.tokenizer, render(self.tokenizer, conv, add_generation_prompt=True))
+                n, m = len(prompt), len(nodes)
+                ids = torch.tensor([prompt + [path[-1] for path in nodes]], device=self.device)
+                pos = torch.tensor([list(range(n)) + [n + len(path) - 1 for path in nodes]], device=self.device)
+                allow = torch.zeros((n + m, n + m), dtype=torch.bool)
+                allow[:n, :n] = torch.ones((n, n), dtype=torch.bool).tril()
+                allow[n:, :n] = True
+                for i, path in enumerate(nodes):
+                    for j in range(1, len(path) + 1):
+                        allow[n + i, n + trie[path[:j]]] = True
+                dtype = next(self.base.parameters()).dtype
+                mask = torch.zeros(allow.shape, dtype=dtype).masked_fill(~allow, torch.finfo(dtype).min)
+                logits = self.model(input_ids=ids, position_ids=pos, attention_mask=mask[None, None].to(self.device)).logits[0]
+                lp = torch.log_softmax(logits.float(), dim=-1)  # row n-1: after the prompt; n+i: after node i
+                row = lambda prefix: n - 1 if not prefix else n + trie[prefix]  # noqa: E731
+                scores = []
+                for c in continuations:
+                    total = sum(float(lp[row(tuple(c[:j])), c[j]]) for j in range(len(c)))
+                    if excluded:
+                        p_more = float(lp[row(tuple(c)), excluded].exp().sum())
+                        total += math.log(max(1.0 - p_more, 1e-45))
+                    scores.append(total)
+                out.append(scores)
+        return out
 
     # -- generation ------------------------------------------------------------------------------
     @torch.inference_mode()

@@ -14,10 +14,18 @@ aside) split numbers into single digits (SmolLM2, Qwen2.5), so the first token o
 aggregate is then a mean over *first digits* (0..9), "100" cannot appear, and the number mass may sit on
 a leading space token and fall under the 0.25 cut-off. The recipe is still the METRICS.md one; judge
 a local judge by its agreement with the API judge, not by its absolute values.
+
+So where the tokenizer splits numbers into digits (checked on "100"), `score_0_100` uses the number-level
+equivalent instead (`number_distribution`): p_k = P(the reply starts with the digits of k and the next
+token is not a digit), for every k in 0..100, from one prompt pass plus one batched pass over the 101
+candidates on the KV cache. Then the same aggregation: score = sum k p_k / sum p_k, None when
+sum p_k < the cut-off. For a tokenizer with whole-number tokens this equals the top-token recipe.
+`number_mode="top_tokens"` forces the literal METRICS.md recipe.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 
 from dynamics.engines.base import Engine, SamplingParams
@@ -29,7 +37,10 @@ TOP_K = 20
 
 class LocalJudge(Judge):
     def __init__(self, engine: Engine, name: str = "local", *, min_mass: float = MIN_NUMBER_MASS,
-                 yes_no_max_new_tokens: int = 5):  # fmt: skip
+                 yes_no_max_new_tokens: int = 5, number_mode: str = "auto"):  # fmt: skip
+        if number_mode not in ("auto", "numbers", "top_tokens"):
+            raise ValueError(f"number_mode must be auto, numbers or top_tokens, got {number_mode!r}")
+        self.number_mode = number_mode
         if yes_no_max_new_tokens < 1:
             raise ValueError(f"yes_no_max_new_tokens must be >= 1, got {yes_no_max_new_tokens}")
         self.engine = engine
@@ -47,9 +58,33 @@ class LocalJudge(Judge):
         with self._lock:
             return dict(self._usage)
 
+    def _digit_ids(self) -> list[int] | None:
+        """Token ids of "0".."9" when the tokenizer writes numbers digit by digit, else None."""
+        tok = self.engine.tokenizer
+        ids = [tok(str(d), add_special_tokens=False)["input_ids"] for d in range(10)]
+        splits = len(tok("100", add_special_tokens=False)["input_ids"]) > 1
+        if splits and all(len(i) == 1 for i in ids):
+            return [i[0] for i in ids]
+        return None
+
+    def number_distribution(self, prompts: list[str]) -> list[list[tuple[str, float]]]:
+        """log p_k for k = 0..100 (see the module doc), per prompt."""
+        digits = self._digit_ids()
+        cands = [[digits[int(ch)] for ch in str(k)] for k in range(101)]
+        lps = self.engine.continuation_logprobs([_user(p) for p in prompts], cands, not_followed_by=digits)
+        return [[(str(k), lp) for k, lp in enumerate(row)] for row in lps]
+
     def score_0_100(self, prompts: list[str]) -> list[JudgeScore]:
         if not prompts:
             return []
+        if self.number_mode == "numbers" or (self.number_mode == "auto" and self._digit_ids() is not None):
+            out = []
+            for dist in self.number_distribution(prompts):
+                value, mass = aggregate_0_100(dist, self.min_mass)
+                top = sorted(dist, key=lambda t: -t[1])[:TOP_K]
+                out.append(JudgeScore(value=value, mass=mass, top_logprobs=[(t, float(lp)) for t, lp in top]))
+            self._count(len(prompts), completion_tokens=len(prompts))
+            return out
         dists = self.engine.next_token_logprobs([_user(p) for p in prompts], top_k=TOP_K)
         _check_count(self.engine, "distributions", dists, prompts)
         out = []
