@@ -21,11 +21,13 @@ def build_judge(cfg: ExperimentConfig, engine: Engine):
     from dynamics.judges.local import LocalJudge
 
     if j.local_model == "self":
-        return LocalJudge(BaseModelView(engine), name=f"{cfg.model.name} (base)", min_mass=j.min_number_mass)
+        return LocalJudge(BaseModelView(engine), name=f"{cfg.model.name} (base)", min_mass=j.min_number_mass,
+                          number_mode=j.local_number_mode)
     from dynamics.engines.hf import HFEngine
 
     return LocalJudge(HFEngine.load(j.local_model, dtype=cfg.model.dtype, cache_dir=cfg.model.cache_dir,
-                                    batch_size=j.local_batch_size), name=j.local_model, min_mass=j.min_number_mass)
+                                    batch_size=j.local_batch_size), name=j.local_model, min_mass=j.min_number_mass,
+                      number_mode=j.local_number_mode)
 
 
 def build_families(cfg: ExperimentConfig, engine: Engine) -> list[MetricFamily]:
