@@ -130,10 +130,12 @@ def main(argv=None) -> dict:
             cfg = cfgs[k]
             log(f"[eval {k}] {cfg.train.max_steps} steps, checkpoint every {cfg.train.checkpoint_every}, "
                 f"{cfg.train.num_workers} workers ZeRO-{cfg.train.zero_stage}, output {cfg.experiment_dir}")
+            load_before = os.getloadavg()[0]
             outcome = run_experiment(cfg, quiet=True)
+            load_after = os.getloadavg()[0]
             log(f"[eval {k}] fit {outcome.train_seconds:.1f}s, total {outcome.total_seconds:.1f}s, "
                 f"evaluated {outcome.evaluated_steps}")
-            runs[k] = {"outcome": outcome, "store": store_summary(cfg)}
+            runs[k] = {"outcome": outcome, "store": store_summary(cfg), "loadavg_1m": [load_before, load_after]}
             if k == "on":  # free the evaluator (its model, its CPU) before the other run
                 try:
                     ray.kill(ray.get_actor(pool_name(cfg), namespace=NAMESPACE))
@@ -180,7 +182,10 @@ def main(argv=None) -> dict:
         "final_loss": {"eval_on": on["outcome"].final_loss, "eval_off": off["outcome"].final_loss},
         "ray_start_seconds": ray_start,
         "end_to_end_seconds": time.perf_counter() - t_start,
-        "machine": {**facts, "loadavg_1m_at_end": end_load},
+        # 1-minute load average before and after each run: well above the core count means other processes
+        # competed for the CPUs and the on/off comparison is not clean
+        "machine": {**facts, "loadavg_1m_at_end": end_load,
+                    "loadavg_1m_per_run": {k: runs[k]["loadavg_1m"] for k in runs}},
     }
     return result
 

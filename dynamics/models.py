@@ -170,7 +170,7 @@ def load_model(name: str, dtype: str = "float32", cache_dir: str | Path | None =
     return AutoModelForCausalLM.from_pretrained(resolve_model(name, cache_dir), dtype=DTYPES[dtype], **kwargs)
 
 
-def lora_config(cfg) -> "peft.LoraConfig":  # noqa: F821
+def lora_config(cfg):
     """peft's LoraConfig from our LoraConfig section (rsLoRA: alpha / sqrt(r) scaling)."""
     from peft import LoraConfig
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import math
 import subprocess
 import sys
 import threading
@@ -18,7 +17,7 @@ import pytest
 import torch
 
 from dynamics.engines import vllm as vmod
-from dynamics.engines.base import Generation, SamplingParams, ScoreRequest
+from dynamics.engines.base import Generation, SamplingParams
 from dynamics.engines.hf import HFEngine
 from dynamics.engines.vllm import (
     VLLMEngine, check_adapter, completion_length, finished_from, generation_from, next_lora_id,

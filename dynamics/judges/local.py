@@ -25,7 +25,6 @@ sum p_k < the cut-off. For a tokenizer with whole-number tokens this equals the 
 
 from __future__ import annotations
 
-import math
 import threading
 
 from dynamics.engines.base import Engine, SamplingParams

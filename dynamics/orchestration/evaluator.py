@@ -103,14 +103,12 @@ class Evaluator:
 
 
 def sample_tables(records) -> dict:
-    """Per-family W&B tables of raw records (the sampled families put misaligned answers first)."""
-    try:
-        from dynamics.evals.sample_table import sample_table_rows
-    except ImportError:
-        sample_table_rows = None
+    """The W&B table of sample answers with their scores, misaligned first."""
+    from dynamics.evals.sample_table import sample_table_rows
+
     tables = {}
     sampled = [r for r in records if r.family == "misalignment"]
-    if sampled and sample_table_rows is not None:
+    if sampled:
         rows = sample_table_rows(sampled)
         if rows:
             cols = list(rows[0].keys())

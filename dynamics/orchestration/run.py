@@ -14,7 +14,7 @@ import ray
 
 from dynamics.config import ExperimentConfig
 from dynamics.orchestration.evaluator import NAMESPACE, get_pool, pool_name
-from dynamics.orchestration.progress import ProgressPrinter, format_event
+from dynamics.orchestration.progress import ProgressPrinter
 from dynamics.orchestration.tracker import start_tracker, tracker_name
 from dynamics.records import RunInfo
 
@@ -149,5 +149,3 @@ def _wait_for_evaluation(pool, info: RunInfo, cfg: ExperimentConfig) -> dict:
             pool = get_pool(cfg)
     raise RuntimeError(f"run {cfg.run_id}: the evaluator pool keeps failing")
 
-
-__all__ = ["run_experiment", "ensure_ray", "RunOutcome", "format_event"]
