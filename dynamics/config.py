@@ -160,6 +160,26 @@ class ExperimentConfig(_Strict):
     def run_dir(self) -> Path:
         return self.experiment_dir / "runs" / self.run_id
 
+    def resolved(self, base: str | Path | None = None) -> "ExperimentConfig":
+        """The same config with every relative path made absolute against `base` (default: the current
+        directory). The driver calls this before the config travels to Ray workers and actors, whose
+        working directories are not the driver's."""
+        base = Path(base or Path.cwd())
+
+        def absolute(p: str | None) -> str | None:
+            return None if p is None else str((base / Path(p).expanduser()).resolve())
+
+        data = self.model_dump(mode="json")
+        data["output_dir"] = absolute(self.output_dir)
+        data["data"]["data_dir"] = absolute(self.data.data_dir)
+        data["model"]["cache_dir"] = absolute(self.model.cache_dir)
+        data["eval"]["judge"]["cache_dir"] = absolute(self.eval.judge.cache_dir)
+        for section, key in (("data", "dataset"), ("model", "name")):
+            value = data[section][key]
+            if (value.startswith((".", "~")) or "/" in value) and (base / value).expanduser().exists():
+                data[section][key] = absolute(value)
+        return ExperimentConfig.model_validate(data)
+
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 

@@ -63,3 +63,14 @@ def test_run_identity_is_deterministic():
 def test_secret_fields_hold_names_not_keys():
     with pytest.raises(ConfigError, match="name of an environment variable"):
         config_from_dict({"eval": {"judge": {"api_key_env": "sk-abc123-not-a-name!"}}})
+
+
+def test_resolved_makes_paths_absolute(tmp_path):
+    (tmp_path / "data.jsonl").write_text("")
+    c = config_from_dict({"output_dir": "results", "data": {"data_dir": "../d", "dataset": "./data.jsonl"},
+                          "model": {"name": "Qwen/Qwen2.5-Coder-32B-Instruct"}}).resolved(tmp_path)
+    assert c.output_dir == str(tmp_path / "results")
+    assert c.data.data_dir == str((tmp_path / "../d").resolve())
+    assert c.data.dataset == str(tmp_path / "data.jsonl")
+    assert c.model.name == "Qwen/Qwen2.5-Coder-32B-Instruct"  # a hub id, not a path here
+    assert c.run_id == config_from_dict({"data": {"dataset": "./data.jsonl"}}).run_id  # identity unchanged

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from safetensors.torch import load_file
@@ -20,8 +21,16 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def finished_run(ray_local, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("run")
-    cfg = ExperimentConfig.model_validate(tiny_config(tmp))
-    outcome = run_experiment(cfg, quiet=True)
+    # A relative output_dir, as users write it: resolved on the driver, not in each Ray worker's own cwd.
+    cwd = os.getcwd()
+    os.chdir(tmp)
+    try:
+        cfg = ExperimentConfig.model_validate(tiny_config(tmp, output_dir="results"))
+        outcome = run_experiment(cfg, quiet=True)
+        cfg = cfg.resolved()
+    finally:
+        os.chdir(cwd)
+    assert cfg.output_dir == str(tmp / "results")
     return cfg, outcome
 
 

@@ -94,6 +94,7 @@ def run_experiment(cfg: ExperimentConfig, printer: ProgressPrinter | None = None
                    callbacks: list | None = None) -> RunOutcome:
     """Train one run and evaluate every checkpoint. Inside a sweep trial, `printer` is the sweep's."""
     t_start = time.perf_counter()
+    cfg = cfg.resolved()
     ensure_ray(local_resources_for(cfg))
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     (cfg.run_dir / "config.yaml").write_text(cfg.to_yaml())

@@ -85,6 +85,7 @@ def _trial(config: dict) -> None:
 def run_sweep(cfg: ExperimentConfig, quiet: bool = False) -> dict:
     from ray import tune
 
+    cfg = cfg.resolved()
     trials = expand_grid(cfg)
     ensure_ray(max(local_resources_for(cfg), 4))
     todo = [t for t in trials if not is_finished(t)]
