@@ -118,7 +118,12 @@ def main(argv=None) -> dict:
     from dynamics.orchestration.run import ensure_ray, local_resources_for, run_experiment
 
     dirs = {k: tempfile.mkdtemp(prefix=f"dynamics-bench-eval{k}-") for k in ("on", "off")}
-    cfgs = {k: make_config(args, k == "on", dirs[k]) for k in ("on", "off")}
+    try:
+        cfgs = {k: make_config(args, k == "on", dirs[k]) for k in ("on", "off")}
+    except BaseException:  # a bad config or override: leave no empty temp dirs behind
+        for d in dirs.values():
+            shutil.rmtree(d, ignore_errors=True)
+        raise
     t = time.perf_counter()
     ensure_ray(max(local_resources_for(c) for c in cfgs.values()))
     ray_start = time.perf_counter() - t
