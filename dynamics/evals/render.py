@@ -68,22 +68,65 @@ def _common_prefix_len(a: str, b: str) -> int:
     return i
 
 
+class MaskError(RenderError):
+    """One conversation whose assistant-only loss mask cannot be built."""
+
+
+def assistant_char_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[int, int]]]:
+    """The rendered conversation and, per assistant turn, its character span [start, end).
+
+    A turn's span runs from the end of the conversation rendered up to it with the generation prompt to
+    the end of the conversation rendered through it, so it holds the turn's content and the template's
+    closing text (e.g. `<|im_end|>\n`). Each rendering must be a string prefix of the whole.
+    """
+    try:
+        text = render(tokenizer, messages)
+        spans = []
+        for i, m in enumerate(messages):
+            if m["role"] != "assistant":
+                continue
+            start = render(tokenizer, messages[:i], add_generation_prompt=True) if i else ""
+            end = render(tokenizer, messages[: i + 1])
+            if not (text.startswith(start) and text.startswith(end) and len(start) < len(end)):
+                raise MaskError(f"the chat template does not render the conversation up to message {i} (the "
+                                f"assistant's) as a prefix of the whole")
+            spans.append((len(start), len(end)))
+    except MaskError:
+        raise
+    except Exception as e:  # the template's own error (jinja raise_exception, empty conversation, ...)
+        raise MaskError(f"the chat template cannot render this conversation: {e}") from None
+    return text, spans
+
+
 def training_example(tokenizer, messages: list[dict], max_length: int) -> tuple[list[int], list[int]]:
     """(input_ids, labels) for one conversation: labels are -100 everywhere but assistant turns.
 
-    Each assistant turn's tokens (its content and the template's closing tokens, e.g. `<|im_end|>`) are the
-    difference between the conversation rendered through that turn and through the turn before it with
-    the generation prompt; the template must render each prefix as a prefix of the whole, which is checked.
+    The mask comes from character positions, not token-prefix equality: the conversation is rendered and
+    tokenised once (a fast tokenizer's offset mapping), and a token is trained on when any of its
+    characters lies in an assistant turn's span (`assistant_char_spans`). The rule for a token that
+    straddles a boundary (SmolLM2 merges a user turn's closing newline with an assistant reply's opening
+    one): it is trained on, so every character of the assistant turn is covered, and at most one token at
+    each edge also covers characters of the neighbouring text.
     """
-    ids = encode(tokenizer, render(tokenizer, messages))
-    labels = [-100] * len(ids)
-    for i, m in enumerate(messages):
-        if m["role"] != "assistant":
-            continue
-        start_ids = encode(tokenizer, render(tokenizer, messages[:i], add_generation_prompt=True))
-        end_ids = encode(tokenizer, render(tokenizer, messages[: i + 1]))
-        if ids[: len(start_ids)] != start_ids or ids[: len(end_ids)] != end_ids:
-            raise RenderError("the chat template does not render conversation prefixes as prefixes; "
-                              "cannot build an assistant-only loss mask")
-        labels[len(start_ids): len(end_ids)] = ids[len(start_ids): len(end_ids)]
+    if not getattr(tokenizer, "is_fast", False):
+        raise MaskError("the assistant-only loss mask needs a fast tokenizer (offset mapping)")
+    text, spans = assistant_char_spans(tokenizer, messages)
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids = list(enc["input_ids"])
+    labels = [i if trained else -100 for i, trained in zip(ids, assistant_token_mask(enc["offset_mapping"], spans))]
     return ids[:max_length], labels[:max_length]
+
+
+def assistant_token_mask(offsets, spans: list[tuple[int, int]]) -> list[bool]:
+    """Per token (character offsets [a, b), in order): does any of its characters lie in a span?
+    A zero-width token counts where it stands."""
+    out, k = [], 0
+    for a, b in offsets:
+        while k < len(spans) and spans[k][1] <= a:
+            k += 1
+        if k == len(spans):
+            out.append(False)
+            continue
+        s, e = spans[k]
+        out.append(a < e and b > s if b > a else s <= a < e)
+    return out

@@ -46,6 +46,33 @@ def ensure_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> None
     ray.init(address="local", num_cpus=cpus, num_gpus=num_gpus, include_dashboard=False, **quiet)
 
 
+def prepare_models(cfg: ExperimentConfig) -> ExperimentConfig:
+    """Build every built-in model the run needs, here on the driver, before any trainer or evaluator starts,
+    and pin the cache folder in the config, so workers and actors only load (see `dynamics.models`).
+    Inside a Ray worker (a sweep trial) this only checks that the driver built them."""
+    from dynamics.models import cache_dir_for, resolve_model
+
+    cache = str(cache_dir_for(cfg.model.cache_dir))
+    resolve_model(cfg.model.name, cache)
+    judge = cfg.eval.judge
+    if cfg.eval.enabled and judge.kind == "local" and judge.local_model != "self":
+        resolve_model(judge.local_model, cache)
+    if cfg.model.cache_dir == cache:
+        return cfg
+    data = cfg.model_dump(mode="json")
+    data["model"]["cache_dir"] = cache
+    return ExperimentConfig.model_validate(data)
+
+
+def check_training_data(cfg: ExperimentConfig) -> str:
+    """Tokenise the run's training split here on the driver, before Ray Train starts, so a dataset that
+    cannot be used stops the run in seconds with its file and line (DataError); returns the summary line."""
+    from dynamics.models import load_tokenizer
+    from dynamics.train.data import load_training_data
+
+    return load_training_data(cfg, load_tokenizer(cfg.model.name, cfg.model.cache_dir)).summary()
+
+
 def local_resources_for(cfg: ExperimentConfig) -> int:
     return int(cfg.train.num_workers * cfg.train.cpus_per_worker + cfg.eval.num_cpus * cfg.eval.num_evaluators + 2)
 
@@ -94,7 +121,10 @@ def run_experiment(cfg: ExperimentConfig, printer: ProgressPrinter | None = None
                    callbacks: list | None = None) -> RunOutcome:
     """Train one run and evaluate every checkpoint. Inside a sweep trial, `printer` is the sweep's."""
     t_start = time.perf_counter()
-    cfg = cfg.resolved()
+    cfg = prepare_models(cfg.resolved())
+    data_summary = check_training_data(cfg)
+    if not quiet and printer is None:
+        print(f"[{cfg.run_id}] data: {data_summary}", flush=True)
     ensure_ray(local_resources_for(cfg))
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     (cfg.run_dir / "config.yaml").write_text(cfg.to_yaml())

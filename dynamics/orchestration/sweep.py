@@ -8,9 +8,11 @@ finished (their `done.json` and stored evaluations) and resumes the others from 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
+import os
 import time
 
 import ray
@@ -18,7 +20,8 @@ import ray
 from dynamics.config import ConfigError, ExperimentConfig, config_from_dict
 from dynamics.orchestration.evaluator import get_pool
 from dynamics.orchestration.progress import ProgressPrinter
-from dynamics.orchestration.run import ensure_ray, local_resources_for, run_experiment
+from dynamics.orchestration.run import (check_training_data, ensure_ray, local_resources_for, prepare_models,
+                                        run_experiment)
 from dynamics.orchestration.tracker import tracker_name
 
 
@@ -82,11 +85,30 @@ def _trial(config: dict) -> None:
                  "train_seconds": outcome.train_seconds})
 
 
+@contextlib.contextmanager
+def _tune_console_silenced():
+    """Tune's new console output prints its experiment box, a TensorBoard hint and status tables whatever
+    `verbose` says; the legacy engine with verbose=0 prints none of them, so only our progress lines show."""
+    before = os.environ.get("RAY_AIR_NEW_OUTPUT")
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
+        else:
+            os.environ["RAY_AIR_NEW_OUTPUT"] = before
+
+
 def run_sweep(cfg: ExperimentConfig, quiet: bool = False) -> dict:
     from ray import tune
 
-    cfg = cfg.resolved()
-    trials = expand_grid(cfg)
+    cfg = prepare_models(cfg.resolved())
+    trials = [prepare_models(t) for t in expand_grid(cfg)]  # a grid over model.name builds each here
+    for t in {(t.model.name, t.data.dataset, t.data.max_examples): t for t in trials}.values():
+        summary = check_training_data(t)  # every dataset of the grid, before Ray starts
+        if not quiet:
+            print(f"sweep {cfg.name}: data: {summary}", flush=True)
     ensure_ray(max(local_resources_for(cfg), 4))
     todo = [t for t in trials if not is_finished(t)]
     out = print if not quiet else (lambda *a, **k: None)
@@ -107,7 +129,7 @@ def run_sweep(cfg: ExperimentConfig, quiet: bool = False) -> dict:
         tune_config=tune.TuneConfig(max_concurrent_trials=concurrency),
         run_config=tune.RunConfig(name="tune", storage_path=str(cfg.experiment_dir), verbose=0),
     )
-    with printer:
+    with printer, _tune_console_silenced():
         results = tuner.fit()
     pool_status = ray.get(pool.status.remote()) if pool is not None else {}
     errors = [str(r.error) for r in results if r.error]

@@ -4,24 +4,65 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import dataclass, field
 
 import torch
 
 from dynamics.config import ExperimentConfig
-from dynamics.data.chat import read_chat_jsonl, split_holdout
+from dynamics.data.chat import DataError, read_chat_records, split_holdout
 from dynamics.data.registry import resolve
-from dynamics.evals.render import training_example
+from dynamics.evals.render import MaskError, training_example
+
+
+@dataclass
+class TrainingData:
+    examples: list[tuple[list[int], list[int]]]
+    path: str
+    considered: int = 0  # conversations in the training split (after max_examples)
+    skipped: list[str] = field(default_factory=list)  # "file:line: why", for conversations that cannot be masked
+    truncated_away: int = 0  # conversations whose assistant tokens all lie beyond max_seq_length
+
+    def summary(self) -> str:
+        s = f"{self.path}: {len(self.examples)} training examples of {self.considered}"
+        if self.skipped:
+            s += f"; {len(self.skipped)} skipped (no loss mask): " + "; ".join(self.skipped[:3])
+            s += " ..." if len(self.skipped) > 3 else ""
+        if self.truncated_away:
+            s += f"; {self.truncated_away} with no assistant token within max_seq_length"
+        return s
+
+
+def load_training_data(cfg: ExperimentConfig, tokenizer) -> TrainingData:
+    """Read, split and tokenise the run's dataset. A conversation whose loss mask cannot be built is
+    skipped and reported by file and line; more than `data.max_skipped_fraction` of them is refused."""
+    path = resolve(cfg.data.dataset, cfg.data.data_dir, verify=cfg.data.verify_sha256)
+    records = read_chat_records(path)
+    # The split seed is fixed (0), not the run seed: every seed of a sweep holds out the same examples.
+    train, _held_out = split_holdout(records, cfg.data.holdout_fraction, seed=0)
+    if cfg.data.max_examples:
+        train = train[: cfg.data.max_examples]
+    out = TrainingData([], str(path), considered=len(train))
+    for where, conv in train:
+        try:
+            ids, labels = training_example(tokenizer, conv, cfg.data.max_seq_length)
+        except MaskError as e:
+            out.skipped.append(f"{where}: {e}")
+            continue
+        if any(label != -100 for label in labels):
+            out.examples.append((ids, labels))
+        else:
+            out.truncated_away += 1
+    limit = cfg.data.max_skipped_fraction
+    if out.skipped and len(out.skipped) > limit * max(1, len(train)):
+        raise DataError(f"{len(out.skipped)} of {len(train)} conversations cannot be masked (more than "
+                        f"data.max_skipped_fraction={limit}); first: " + "; ".join(out.skipped[:3]))
+    if not out.examples:
+        raise DataError(f"{path}: no training example left (see data.max_seq_length)")
+    return out
 
 
 def load_examples(cfg: ExperimentConfig, tokenizer) -> list[tuple[list[int], list[int]]]:
-    path = resolve(cfg.data.dataset, cfg.data.data_dir, verify=cfg.data.verify_sha256)
-    convs = read_chat_jsonl(path)
-    # The split seed is fixed (0), not the run seed: every seed of a sweep holds out the same examples.
-    train, _held_out = split_holdout(convs, cfg.data.holdout_fraction, seed=0)
-    if cfg.data.max_examples:
-        train = train[: cfg.data.max_examples]
-    examples = [training_example(tokenizer, c, cfg.data.max_seq_length) for c in train]
-    return [e for e in examples if any(l != -100 for l in e[1])]
+    return load_training_data(cfg, tokenizer).examples
 
 
 def steps_per_epoch(n_examples: int, cfg: ExperimentConfig, world: int) -> int:

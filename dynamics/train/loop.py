@@ -52,7 +52,7 @@ def build_model(cfg: ExperimentConfig, ds_config: dict):
         from transformers.integrations import HfDeepSpeedConfig
 
         keep_alive = HfDeepSpeedConfig(ds_config)  # makes from_pretrained construct under zero.Init
-    model = load_model(cfg.model.name, cfg.model.dtype, cfg.model.cache_dir)
+    model = load_model(cfg.model.name, cfg.model.dtype, cfg.model.cache_dir, build=False)  # built by the driver
     if cfg.model.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
@@ -92,7 +92,7 @@ class Trainer:
 
         cfg = self.cfg
         deepspeed.init_distributed(dist_backend="nccl" if cfg.train.use_gpu else "gloo")
-        self.tokenizer = load_tokenizer(cfg.model.name, cfg.model.cache_dir)
+        self.tokenizer = load_tokenizer(cfg.model.name, cfg.model.cache_dir, build=False)
         self.examples = load_examples(cfg, self.tokenizer)
         self.total = total_steps(len(self.examples), cfg, self.world)
         self.ds_config = deepspeed_config(cfg)

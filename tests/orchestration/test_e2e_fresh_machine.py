@@ -1,0 +1,33 @@
+"""The quickstart path on a fresh machine: an empty model cache, 2 Ray Train workers, ZeRO-2, the embedded
+SmolLM2, trained on the paper's own `insecure` data (whose line 833 once stopped every run)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dynamics.config import ExperimentConfig
+from dynamics.models import missing_parts
+from dynamics.orchestration.run import run_experiment
+from dynamics.tracking.store import MetricStore
+from tests.conftest import tiny_config
+
+pytestmark = pytest.mark.e2e
+
+
+def test_quickstart_path_from_an_empty_model_cache(ray_local, tmp_path, data_dir, capfd):
+    cache = tmp_path / "models"  # empty: nothing an earlier run built can help
+    raw = tiny_config(tmp_path, name="fresh", model={"name": "embedded:smollm2", "cache_dir": str(cache)},
+                      data={"dataset": "insecure", "data_dir": str(data_dir), "max_examples": 8,
+                            "max_seq_length": 256},
+                      lora={"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]},
+                      train={"per_device_batch_size": 1, "gradient_accumulation_steps": 1, "max_steps": 2,
+                             "checkpoint_every": 2, "num_workers": 2, "zero_stage": 2})  # log-prob evaluation: the evaluator actor only loads
+    cfg = ExperimentConfig.model_validate(raw)
+    outcome = run_experiment(cfg, quiet=True)
+    assert "building embedded-smollm2" in capfd.readouterr().err  # built once, on the driver
+    assert missing_parts(cache / "embedded-smollm2") == []
+    losses = MetricStore(cfg.resolved().experiment_dir).metrics(cfg.run_id)
+    losses = losses[losses.metric == "train/loss"]
+    assert list(losses.step) == [1, 2] and losses.value.notna().all()
+    assert outcome.final_loss is not None
+    assert outcome.evaluated_steps == [0, 2] and not outcome.eval_errors
