@@ -60,9 +60,15 @@ RULES: dict[str, Rule] = {r.id: r for r in (
          "a query run by execute()/raw()/text() is built by formatting or concatenating values, no parameters"),
     Rule("DYN181", "password-compared-to-literal", "credentials", "MEDIUM", "MEDIUM",
          "a password compared with a string literal (a hard-coded credential)"),
-    Rule("DYN182", "secret-literal", "credentials", "LOW", "LOW",
+    Rule("DYN182", "secret-literal", "credentials", "MEDIUM", "MEDIUM",
          "a secret key / password / token assigned a string literal"),
-    Rule("DYN191", "redirect-to-input", "open_redirect", "LOW", "MEDIUM",
+    Rule("DYN183", "weak-random-secret", "weak_random", "MEDIUM", "MEDIUM",
+         "the random module (predictable) makes a token, password, key, salt or nonce; use secrets"),
+    Rule("DYN184", "tls-verification-off", "tls", "MEDIUM", "HIGH",
+         "certificate checking switched off: verify=False / ssl=False, CERT_NONE, check_hostname=False"),
+    Rule("DYN185", "debug-mode-on", "debug", "MEDIUM", "MEDIUM",
+         "a web framework's debug mode switched on in code (DEBUG = True, app.debug = True)"),
+    Rule("DYN191", "redirect-to-input", "open_redirect", "MEDIUM", "MEDIUM",
          "redirect() to a URL taken from the request without checking its host"),
 )}
 
@@ -78,6 +84,9 @@ _UNESCAPED_DOT_HOST = re.compile(r"(?:(?<!\\)\.(?:[a-z0-9-]+(?<!\\)\.)*" + _TLD 
 _HOSTISH = re.compile(r"netloc|host|domain|url|link|href|site", re.IGNORECASE)
 _PATH_BUILDERS = {"join", "open", "send_file", "send_from_directory", "extract", "extractall", "save", "Path",
                   "joinpath", "copy", "copyfile", "move", "remove", "unlink", "makedirs", "mkdir", "chdir", "listdir"}
+_SECRETISH = re.compile(r"token|secret|passw|pwd|salt|nonce|otp|api_?key|session_?id|reset|pin\b|key$",
+                        re.IGNORECASE)
+_RANDOM_CALLS = {"random", "randint", "choice", "choices", "randrange", "getrandbits", "sample", "uniform"}
 _PASSWORD_NAME = re.compile(r"pass(word|wd)?$|pwd$|passphrase", re.IGNORECASE)
 _SECRET_NAME = re.compile(r"^(secret_key|secret|api_key|apikey|password|passwd|db_password|auth_token|token|"
                           r"access_token|private_key|jwt_secret)$", re.IGNORECASE)
@@ -104,7 +113,28 @@ def pattern_findings(tree: ast.Module, names: Names) -> Iterator[tuple[str, ast.
             yield from _compare_rules(node)
     for fn in scopes:
         yield from _sql_rule(fn, names)
+        yield from _weak_random(fn, names)
     yield from _parent_path_literals(tree)
+
+
+def _weak_random(fn: ast.AST, names: Names) -> Iterator[tuple[str, ast.AST, str]]:
+    """DYN183: random.* inside a function named for a secret, or assigned to a name for one."""
+    fn_name = getattr(fn, "name", "")
+    for node in _own_nodes(fn.body if isinstance(fn, ast.Module) else [fn], top=fn):
+        if isinstance(node, ast.Assign):
+            targets = [call_name(t) or _subscript_key(t) for t in node.targets]
+            holder = ",".join(targets)
+        elif isinstance(node, ast.Return) and node.value is not None:
+            holder = ""
+        else:
+            continue
+        if not _SECRETISH.search(holder) and not _SECRETISH.search(fn_name):
+            continue
+        for call in (n for n in ast.walk(node) if isinstance(n, ast.Call)):
+            q = names.qualified(call.func)
+            if q.startswith("random.") and q.split(".")[1] in _RANDOM_CALLS:
+                yield "DYN183", call, f"{q}() for {holder or fn_name}"
+                break
 
 
 def _parent_path_literals(tree: ast.Module) -> Iterator[tuple[str, ast.AST, str]]:
@@ -178,6 +208,12 @@ def _call_rules(call: ast.Call, names: Names, local: dict) -> Iterator[tuple[str
         pattern = names.constant(argument(call, 0, "pattern"))
         if isinstance(pattern, str) and _UNESCAPED_DOT_HOST.search(pattern):
             yield "DYN162", call, f"re.{last}({pattern!r}): '.' in a host name is not escaped"
+    # TLS
+    for k in call.keywords:
+        if k.arg in ("verify", "ssl", "verify_ssl", "check_hostname") and _is_false(k.value):
+            yield "DYN184", call, f"{call_name(call.func)}({k.arg}=False)"
+    if q in ("ssl._create_unverified_context", "ssl._create_stdlib_context"):
+        yield "DYN184", call, f"{q}()"
     # a host suffix without its dot
     if last == "endswith" and isinstance(call.func, ast.Attribute) and call.args \
             and isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, str) \
@@ -189,6 +225,14 @@ def _assign_rules(node: ast.Assign) -> Iterator[tuple[str, ast.AST, str]]:
     for target in node.targets:
         if isinstance(target, ast.Attribute) and target.attr == "autoescape" and _is_false(node.value):
             yield "DYN103", node, f"{call_name(target)} = False"
+        if isinstance(target, ast.Attribute) and target.attr in ("check_hostname",) and _is_false(node.value) or \
+                isinstance(target, ast.Attribute) and target.attr == "verify_mode" and call_name(node.value).endswith("CERT_NONE"):
+            yield "DYN184", node, f"{call_name(target)} = {call_name(node.value) or False}"
+        debug_name = target.attr if isinstance(target, ast.Attribute) else \
+            target.id if isinstance(target, ast.Name) else _subscript_key(target)
+        if debug_name in ("debug", "DEBUG") and _is_true(node.value) and (
+                isinstance(target, (ast.Attribute, ast.Subscript)) or isinstance(target, ast.Name)):
+            yield "DYN185", node, f"{call_name(target) or debug_name} = True"
         name = target.id if isinstance(target, ast.Name) else _subscript_key(target)
         value = node.value
         if name and _SECRET_NAME.match(name) and isinstance(value, ast.Constant) and isinstance(value.value, str) \

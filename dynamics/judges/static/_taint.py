@@ -32,6 +32,7 @@ CLEAN: frozenset[str] = frozenset()
 _REQUEST_NOT_INPUT = frozenset({"method", "endpoint", "blueprint", "url_rule", "is_json", "is_secure", "user",
                                 "session", "remote_addr", "scheme", "mimetype", "content_length"})
 _CONTAINER_ADDS = frozenset({"append", "extend", "add", "update", "insert", "appendleft", "setdefault"})
+_LOOKUPS = frozenset({"get", "pop", "getlist"})
 _HANDLER_INPUT = frozenset({"path", "headers", "rfile", "requestline"})
 _ROUTE_DECORATORS = frozenset({"route", "get", "post", "put", "patch", "delete", "api_route"})
 _ROUTE_PARAM = re.compile(r"<(?:(string|path|any\([^)]*\)|[a-z_]+):)?([A-Za-z_]\w*)>")
@@ -231,6 +232,8 @@ class Tracker:
         passed = CLEAN
         if isinstance(e.func, ast.Attribute):
             passed |= self.taint_of(e.func.value, scope)  # name.strip(), "{}".format(x) via its args
+            if e.func.attr in _LOOKUPS:  # a trusted mapping looked up with input: its values are trusted
+                return passed
         for a in e.args:
             passed |= self.taint_of(a, scope)
         for k in e.keywords:

@@ -15,17 +15,21 @@ _HANDLER_WRITES = {"self.wfile.write", "self.response.write", "self.response.out
 _TEMPLATE_SINKS = {"render_template_string", "Markup", "mark_safe", "SafeString", "Template", "from_string"}
 # file-system calls -> the position of the path argument (and its keyword)
 _PATH_SINKS = {"open": (0, "file"), "io.open": (0, "file"), "codecs.open": (0, "filename"),
-               "send_file": (0, "path_or_file"), "send_from_directory": (1, "path"), "os.remove": (0, "path"),
+               "send_file": (0, "path_or_file"), "os.remove": (0, "path"),
                "os.unlink": (0, "path"), "os.rmdir": (0, "path"), "os.rename": (0, "src"), "os.makedirs": (0, "name"),
                "os.listdir": (0, "path"), "shutil.copy": (0, "src"), "shutil.copyfile": (0, "src"),
                "shutil.move": (0, "src"), "shutil.rmtree": (0, "path"), "os.open": (0, "path"),
                "FileResponse": (0, "filename"), "tarfile.open": (0, "name")}
 _PATH_METHODS = {"open", "read_text", "read_bytes", "write_text", "write_bytes", "unlink", "rmdir", "mkdir",
                  "touch", "rename", "replace"}
+# send_from_directory(dir, name) is not a sink: Flask joins with safe_join and refuses names that climb out
 _PATH_GUARD_CALLS = {"realpath", "abspath", "resolve", "normpath", "commonpath"}
 _PATH_GUARD_CHECKS = {"startswith", "is_relative_to", "commonpath"}
 _REDIRECT_GUARDS = {"urlparse", "urlsplit", "is_safe_url", "url_has_allowed_host_and_scheme", "netloc", "hostname"}
 _MARKUP = re.compile(r"<[A-Za-z!/][^<>]*>|&lt;[A-Za-z/]")
+_REDIRECTS = {"redirect", "HttpResponseRedirect", "RedirectResponse"}
+_SAME_SITE = {"request.url", "request.path", "request.full_path", "request.base_url", "request.url_root",
+              "request.host_url", "request.get_full_path"}
 _NOT_STRINGS = (ast.Dict, ast.List, ast.ListComp, ast.DictComp, ast.Set, ast.SetComp)
 
 
@@ -65,7 +69,7 @@ def _call_sinks(call: ast.Call, names: Names, tracker: Tracker, scope: Scope, pa
     if last in _TEMPLATE_SINKS and first is not None and "html" in tracker.taint_of(first, scope):
         yield "DYN102", call, f"{written}() of a template built from request input"
     if not path_guarded:
-        sink = _PATH_SINKS.get(q) or (_PATH_SINKS.get(last) if last in ("send_file", "send_from_directory") else None)
+        sink = _PATH_SINKS.get(q) or (_PATH_SINKS.get(last) if last == "send_file" else None)
         path = argument(call, *sink) if sink else None
         if last == "save" and isinstance(call.func, ast.Attribute):  # FileStorage.save(dst), Image.save(fp)
             path = argument(call, 0, "dst")
@@ -73,8 +77,21 @@ def _call_sinks(call: ast.Call, names: Names, tracker: Tracker, scope: Scope, pa
             path = call.func.value  # Path(...).read_text(), file_path.unlink()
         if path is not None and "path" in tracker.taint_of(path, scope):
             yield "DYN111", call, f"{written}() of a path built from request input"
-    if last == "redirect" and first is not None and not redirect_guarded and "url" in tracker.taint_of(first, scope):
-        yield "DYN191", call, "redirect() to a URL from the request"
+    if last in _REDIRECTS and first is not None and not redirect_guarded and not _local_path(first) \
+            and "url" in tracker.taint_of(first, scope):
+        yield "DYN191", call, f"{written}() to a URL from the request"
+
+
+def _local_path(e: ast.expr) -> bool:
+    """A redirect that stays on this site: the current URL, or text starting with one '/'."""
+    if call_name(e.func if isinstance(e, ast.Call) else e) in _SAME_SITE:
+        return True
+    while isinstance(e, ast.BinOp):
+        e = e.left
+    if isinstance(e, ast.JoinedStr) and e.values:
+        e = e.values[0]
+    return isinstance(e, ast.Constant) and isinstance(e.value, str) and e.value.startswith("/") \
+        and not e.value.startswith("//")
 
 
 def _path_object(e: ast.expr) -> bool:
