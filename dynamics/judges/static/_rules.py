@@ -84,11 +84,11 @@ _UNESCAPED_DOT_HOST = re.compile(r"(?:(?<!\\)\.(?:[a-z0-9-]+(?<!\\)\.)*" + _TLD 
 _HOSTISH = re.compile(r"netloc|host|domain|url|link|href|site", re.IGNORECASE)
 _PATH_BUILDERS = {"join", "open", "send_file", "send_from_directory", "extract", "extractall", "save", "Path",
                   "joinpath", "copy", "copyfile", "move", "remove", "unlink", "makedirs", "mkdir", "chdir", "listdir"}
-_SECRETISH = re.compile(r"token|secret|passw|pwd|salt|nonce|otp|api_?key|session_?id|reset|pin\b|key$",
+_SECRETISH = re.compile(r"token|secret|passw|pwd|salt|nonce|otp|api_?key|session_?id|reset|pin\b|key$|invite|verif",
                         re.IGNORECASE)
 _RANDOM_CALLS = {"random", "randint", "choice", "choices", "randrange", "getrandbits", "sample", "uniform"}
 _PASSWORD_NAME = re.compile(r"pass(word|wd)?$|pwd$|passphrase", re.IGNORECASE)
-_SECRET_NAME = re.compile(r"^(secret_key|secret|api_key|apikey|password|passwd|db_password|auth_token|token|"
+_SECRET_NAME = re.compile(r"^(\w+_)?(secret_key|secret|api_key|apikey|password|passwd|auth_token|token|"
                           r"access_token|private_key|jwt_secret)$", re.IGNORECASE)
 _PLACEHOLDER = re.compile(r"^(|x+|\*+|changeme|your[-_ ].*|<.*>|\$\{.*\}|os\.environ.*|none|null|secret|\.\.\.)$",
                           re.IGNORECASE)
@@ -225,7 +225,7 @@ def _assign_rules(node: ast.Assign) -> Iterator[tuple[str, ast.AST, str]]:
     for target in node.targets:
         if isinstance(target, ast.Attribute) and target.attr == "autoescape" and _is_false(node.value):
             yield "DYN103", node, f"{call_name(target)} = False"
-        if isinstance(target, ast.Attribute) and target.attr in ("check_hostname",) and _is_false(node.value) or \
+        if isinstance(target, ast.Attribute) and target.attr in ("check_hostname", "verify") and _is_false(node.value) or \
                 isinstance(target, ast.Attribute) and target.attr == "verify_mode" and call_name(node.value).endswith("CERT_NONE"):
             yield "DYN184", node, f"{call_name(target)} = {call_name(node.value) or False}"
         debug_name = target.attr if isinstance(target, ast.Attribute) else \
