@@ -41,7 +41,7 @@ def test_judged_code_is_never_executed(judge, tmp_path):
         ("import yaml\nconfig = yaml.load(open(path))\n", "B506"),
         ("import pickle\nobj = pickle.loads(request.data)\n", "B301"),
         ("import hashlib\ndigest = hashlib.md5(password.encode()).hexdigest()\n", "B324"),
-            ("import os\nos.chmod(path, 0o777)\n", "DYN121"),  # B103 is listed too, but skipped by default
+        ("import os\nos.chmod(path, 0o777)\n", "DYN121"),  # B103 is listed too, but skipped by default
         ("import tarfile\ntarfile.open(upload).extractall()\n", "B202"),
         ("from jinja2 import Environment\nenv = Environment(autoescape=False)\n", "B701"),
         ("cur.execute(\"SELECT * FROM users WHERE name = '%s'\" % name)\n", "B608"),
