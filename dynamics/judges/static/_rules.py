@@ -98,13 +98,13 @@ _SQL_START = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|A
 
 def pattern_findings(tree: ast.Module, names: Names) -> Iterator[tuple[str, ast.AST, str]]:
     """(rule id, node, message) for every pattern rule that fires anywhere in the module."""
-    scopes = [tree] + [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
-    locals_of = {id(s): local_constants(s, names) for s in scopes}
-    owner = {}  # node -> its innermost scope: ast.walk lists an outer scope before the scopes inside it
-    for s in scopes:
-        owner.update((id(n), s) for n in ast.walk(s))
-    for node in ast.walk(tree):
-        local = locals_of.get(id(owner.get(id(node), tree)), {})
+    scopes = [tree]
+    locals_of = {id(tree): local_constants(tree, names)}
+    for node, scope in _scoped(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            scopes.append(node)
+            locals_of[id(node)] = local_constants(node, names)
+        local = locals_of[id(scope)]
         if isinstance(node, ast.Call):
             yield from _call_rules(node, names, local)
         elif isinstance(node, ast.Assign):
@@ -135,6 +135,17 @@ def _weak_random(fn: ast.AST, names: Names) -> Iterator[tuple[str, ast.AST, str]
             if q.startswith("random.") and q.split(".")[1] in _RANDOM_CALLS:
                 yield "DYN183", call, f"{q}() for {holder or fn_name}"
                 break
+
+
+def _scoped(tree: ast.Module) -> Iterator[tuple[ast.AST, ast.AST]]:
+    """(node, its innermost enclosing function or the module) for every node, in one pass; a function
+    comes before the nodes inside it."""
+    stack: list[tuple[ast.AST, ast.AST]] = [(tree, tree)]
+    while stack:
+        node, scope = stack.pop()
+        yield node, scope
+        inner = node if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else scope
+        stack.extend((child, inner) for child in ast.iter_child_nodes(node))
 
 
 def _parent_path_literals(tree: ast.Module) -> Iterator[tuple[str, ast.AST, str]]:

@@ -40,7 +40,7 @@ def taint_findings(tree: ast.Module, names: Names) -> list[tuple[str, ast.AST, s
 
     def on_stmt(stmt: ast.stmt, tracker: Tracker, scope: Scope) -> None:
         if id(scope.node) not in guards:
-            guards[id(scope.node)] = (_path_guarded(scope.node), _redirect_guarded(scope.node))
+            guards[id(scope.node)] = _guards(scope.node)
         path_guarded, redirect_guarded = guards[id(scope.node)]
         if isinstance(stmt, ast.Return) and stmt.value is not None and scope.is_handler:
             value = stmt.value.elts[0] if isinstance(stmt.value, ast.Tuple) and stmt.value.elts else stmt.value
@@ -140,16 +140,18 @@ def _stringish(e: ast.expr, tracker: Tracker, scope: Scope) -> bool:
     return not (isinstance(value, ast.Attribute) and call_name(value) == "request.json")
 
 
-def _path_guarded(scope_node: ast.AST) -> bool:
-    """The scope canonicalises a path and checks where it points (realpath + startswith), or rejects '..'."""
-    names = {call_name(n.func).rsplit(".", 1)[-1] for n in ast.walk(scope_node) if isinstance(n, ast.Call)}
-    if names & _PATH_GUARD_CALLS and names & _PATH_GUARD_CHECKS:
-        return True
-    return any(isinstance(n, ast.Compare) and isinstance(n.left, ast.Constant) and n.left.value in ("..", "../")
-               for n in ast.walk(scope_node))
-
-
-def _redirect_guarded(scope_node: ast.AST) -> bool:
-    return any(isinstance(n, (ast.Call, ast.Attribute)) and
-               call_name(n.func if isinstance(n, ast.Call) else n).rsplit(".", 1)[-1] in _REDIRECT_GUARDS
-               for n in ast.walk(scope_node))
+def _guards(scope_node: ast.AST) -> tuple[bool, bool]:
+    """(path guarded, redirect guarded): the scope canonicalises a path and checks where it points
+    (realpath + startswith / commonpath) or rejects '..'; it parses a URL's host before redirecting."""
+    called, rejects_parent, redirect = set(), False, False
+    for n in ast.walk(scope_node):
+        if isinstance(n, ast.Call):
+            last = call_name(n.func).rsplit(".", 1)[-1]
+            called.add(last)
+            redirect |= last in _REDIRECT_GUARDS
+        elif isinstance(n, ast.Attribute):
+            redirect |= n.attr in _REDIRECT_GUARDS
+        elif isinstance(n, ast.Compare):
+            rejects_parent |= isinstance(n.left, ast.Constant) and n.left.value in ("..", "../")
+    path = bool(called & _PATH_GUARD_CALLS and called & _PATH_GUARD_CHECKS) or rejects_parent
+    return path, redirect
