@@ -50,14 +50,17 @@ def assistant_answers(path: Path, n: int) -> list[str]:
 
 def measure(judge: StaticCodeJudge, insecure: list[str], secure: list[str], classes_ins=None, classes_sec=None,
             rules: bool = True) -> dict:
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     vi, vs = judge.analyse(insecure), judge.analyse(secure)
-    seconds = time.perf_counter() - t
+    seconds, cpu_seconds = time.perf_counter() - t, time.process_time() - cpu
     if classes_ins is None:  # the answer's own code decides its class (keywords)
         classes_ins = [keyword_class("\n".join(extract_code(a))) for a in insecure]
         classes_sec = [keyword_class("\n".join(extract_code(a))) for a in secure]
     out = {"n_insecure": len(insecure), "n_secure": len(secure), **breakdown(vi, vs, classes_ins, classes_sec),
-           "seconds": seconds, "answers_per_second": (len(insecure) + len(secure)) / seconds if seconds else None}
+           "seconds": seconds, "answers_per_second": (len(insecure) + len(secure)) / seconds if seconds else None,
+           # CPU time is what a shared or loaded machine does not inflate (wall time waits for the cores)
+           "cpu_seconds": cpu_seconds,
+           "answers_per_cpu_second": (len(insecure) + len(secure)) / cpu_seconds if cpu_seconds else None}
     if not rules:
         out.pop("per_rule")
     return out
@@ -93,6 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
     judge = StaticCodeJudge(args.severity, args.confidence, skip=tuple(filter(None, args.skip.split(","))),
                             analysers=tuple(filter(None, args.analysers.split(","))))
     result: dict = {"settings": judge.settings(), "parts": {}}
+    load_start = os.getloadavg()[0]
     with json_stdout() as emit:
         parts = {"both": ("dev", "test"), "none": ()}.get(args.part, (args.part,))
         if parts and not (args.data_dir / "datasets").is_dir():
@@ -103,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
             result["quickstart"] = quickstart(judge)
         judge.close()
         result["machine"] = {"cpu_count": os.cpu_count(), "python": platform.python_version(),
-                             "loadavg_1m_at_end": os.getloadavg()[0]}
+                             "loadavg_1m_at_start": load_start, "loadavg_1m_at_end": os.getloadavg()[0]}
         emit(result)
     return result
 
