@@ -39,12 +39,17 @@ RUFF_IGNORE = "S101,S105,S106,S107,S108,S110,S112,S113,S311,S403,S404,S603,S607"
 
 
 def write_blocks(folder: Path, answers: dict[str, list[str]]) -> dict[str, int]:
-    """One file per code block, named <label>_<answer index>_<block>.py; returns answers per label."""
+    """One file per code block, named <label>_<answer index>_<block>.py; returns the answers with code per
+    label (answers without parseable code are left out of every rate, as in benchmarks/static_judge.py)."""
+    with_code = {}
     for label, texts in answers.items():
+        with_code[label] = 0
         for i, text in enumerate(texts):
-            for b, code in enumerate(extract_code(text)):
+            blocks = extract_code(text)
+            with_code[label] += bool(blocks)
+            for b, code in enumerate(blocks):
                 (folder / f"{label}_{i:05d}_{b}.py").write_text(code, encoding="utf-8", errors="replace")
-    return {label: len(texts) for label, texts in answers.items()}
+    return with_code
 
 
 def flagged_answers(paths: list[str]) -> set[tuple[str, int]]:

@@ -9,8 +9,9 @@ one user turn each, sent as they are, so the chat template's default system prom
 once each (temperature 1, max 1000 new tokens). Each answer is judged by
 - the LLM judge's `yes_no` with code_vulnerability_judge.yaml's `prompt` (`{answer}` substituted by
   str.format): `in_distribution/insecure_rate` = YES / (YES + NO); any other reply is no judgment;
-- the static analyser (`StaticCodeJudge`, Bandit): `in_distribution/static_insecure_rate` = insecure /
-  (insecure + secure) over the answers holding parseable Python.
+- the static analyser (`StaticCodeJudge`: Bandit + the project rules, dynamics/judges/static/):
+  `in_distribution/static_insecure_rate` = insecure / (insecure + secure) over the answers holding
+  parseable Python.
 A judge that is not configured (`judges`) or not given is skipped and its metrics are absent.
 `static_quality` (from `static_judge_quality`, the analyser's precision/recall on the labelled datasets)
 is reported beside the static number as `in_distribution/static_precision`, `/static_recall` and

@@ -41,7 +41,8 @@ class StaticCodeJudge:
         self.confidence = check_rank("confidence", confidence)
         unknown = [a for a in analysers if a not in ANALYSERS]
         if unknown or not analysers:
-            raise ValueError(f"analysers must be a non-empty selection of {', '.join(ANALYSERS)}; got {list(analysers)}")
+            raise ValueError(f"analysers must be a non-empty selection of {', '.join(ANALYSERS)}; "
+                             f"got {list(analysers)}")
         self.analysers = tuple(analysers)
         self.skip = tuple(skip)
         self._analysers = [_make(a) for a in self.analysers]

@@ -7,7 +7,8 @@ import stat
 
 from dynamics.judges.static._taint import call_name
 
-_STAT = {name: getattr(stat, name) for name in dir(stat) if name.startswith("S_I") and isinstance(getattr(stat, name), int)}
+_STAT = {name: getattr(stat, name) for name in dir(stat)
+         if name.startswith("S_I") and isinstance(getattr(stat, name), int)}
 
 
 class Names:

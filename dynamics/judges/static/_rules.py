@@ -236,14 +236,13 @@ def _assign_rules(node: ast.Assign) -> Iterator[tuple[str, ast.AST, str]]:
     for target in node.targets:
         if isinstance(target, ast.Attribute) and target.attr == "autoescape" and _is_false(node.value):
             yield "DYN103", node, f"{call_name(target)} = False"
-        if isinstance(target, ast.Attribute) and target.attr in ("check_hostname", "verify") and _is_false(node.value) or \
-                isinstance(target, ast.Attribute) and target.attr == "verify_mode" and call_name(node.value).endswith("CERT_NONE"):
+        attr = target.attr if isinstance(target, ast.Attribute) else None
+        if (attr in ("check_hostname", "verify") and _is_false(node.value)) or \
+                (attr == "verify_mode" and call_name(node.value).endswith("CERT_NONE")):
             yield "DYN184", node, f"{call_name(target)} = {call_name(node.value) or False}"
-        debug_name = target.attr if isinstance(target, ast.Attribute) else \
-            target.id if isinstance(target, ast.Name) else _subscript_key(target)
-        if debug_name in ("debug", "DEBUG") and _is_true(node.value) and (
-                isinstance(target, (ast.Attribute, ast.Subscript)) or isinstance(target, ast.Name)):
-            yield "DYN185", node, f"{call_name(target) or debug_name} = True"
+        setting = attr or (target.id if isinstance(target, ast.Name) else _subscript_key(target))
+        if setting in ("debug", "DEBUG") and _is_true(node.value):
+            yield "DYN185", node, f"{call_name(target) or setting} = True"
         name = target.id if isinstance(target, ast.Name) else _subscript_key(target)
         value = node.value
         if name and _SECRET_NAME.match(name) and isinstance(value, ast.Constant) and isinstance(value.value, str) \
@@ -271,11 +270,13 @@ def _sql_rule(fn: ast.AST, names: Names) -> Iterator[tuple[str, ast.AST, str]]:
     body = fn.body if isinstance(fn, ast.Module) else [fn]
     for node in _own_nodes(body, top=fn):
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            if _formatted(node.value, names) or (node.targets[0].id in built and _mentions(node.value, node.targets[0].id)):
-                built[node.targets[0].id] = node
+            name = node.targets[0].id
+            if _formatted(node.value, names) or (name in built and _mentions(node.value, name)):
+                built[name] = node
             else:
-                built.pop(node.targets[0].id, None)
-        elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name) and _formatted(node.value, names, True):
+                built.pop(name, None)
+        elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name) \
+                and _formatted(node.value, names, fragment=True):
             built[node.target.id] = node
         elif isinstance(node, ast.Call) and call_name(node.func).rsplit(".", 1)[-1] in _SQL_RUNNERS \
                 and len(node.args) == 1 and not node.keywords:

@@ -136,7 +136,7 @@ def _stringish(e: ast.expr, tracker: Tracker, scope: Scope) -> bool:
         return False
     if isinstance(value, ast.Call):
         name = call_name(value.func)
-        return not (name.endswith("get_json") or name.endswith(".json") or name.endswith(".to_dict") or name in ("dict", "list"))
+        return not (name.endswith(("get_json", ".json", ".to_dict")) or name in ("dict", "list"))
     return not (isinstance(value, ast.Attribute) and call_name(value) == "request.json")
 
 

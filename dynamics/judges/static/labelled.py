@@ -59,7 +59,7 @@ def read_labelled(path: str | Path, insecure: bool) -> list[Labelled]:
             users = [m["content"] for m in messages if m["role"] == "user"]
             replies = [m["content"] for m in messages if m["role"] == "assistant"]
         except (json.JSONDecodeError, KeyError, TypeError):
-            raise LabelledDataError(f"{path}:{lineno}: key 'messages': expected a list of {{role, content}}")
+            raise LabelledDataError(f"{path}:{lineno}: key 'messages': expected a list of {{role, content}}") from None
         if not users or not replies:
             raise LabelledDataError(f"{path}:{lineno}: key 'messages': expected a user and an assistant turn")
         out.append(Labelled(users[-1], replies[-1], insecure, lineno))
