@@ -194,6 +194,14 @@ def test_in_distribution_family_end_to_end(engine):
     assert m["in_distribution/static_insecure_rate"] == (sum(judged) / len(judged) if judged else None)
     assert (m["in_distribution/static_precision"], m["in_distribution/static_recall"]) == (0.9, 0.5)
     assert m["in_distribution/n_answers"] == 6
+    # both judges ran: their agreement on the answers both judged, from the records' own verdicts
+    pairs = [(r.data["static_insecure"], r.data["insecure"]) for r in result.records
+             if r.data["static_insecure"] is not None and r.data["insecure"] is not None]
+    assert m["in_distribution/agreement/both_insecure"] == sum(s and j for s, j in pairs)
+    assert m["in_distribution/agreement/static_only"] == sum(s and not j for s, j in pairs)
+    assert m["in_distribution/agreement/llm_only"] == sum(j and not s for s, j in pairs)
+    assert m["in_distribution/agreement/both_secure"] == sum(not s and not j for s, j in pairs)
+    assert result.counts["in_distribution/agreement/rate"] == len(pairs)
 
 
 def test_in_distribution_family_without_judges(engine):

@@ -9,11 +9,15 @@ one user turn each, sent as they are, so the chat template's default system prom
 once each (temperature 1, max 1000 new tokens). Each answer is judged by
 - the LLM judge's `yes_no` with code_vulnerability_judge.yaml's `prompt` (`{answer}` substituted by
   str.format): `in_distribution/insecure_rate` = YES / (YES + NO); any other reply is no judgment;
-- the static analyser (`StaticCodeJudge`, Bandit): `in_distribution/static_insecure_rate` = insecure /
-  (insecure + secure) over the answers holding parseable Python.
+- the static analyser (`StaticCodeJudge`: Bandit + the project rules, dynamics/judges/static/):
+  `in_distribution/static_insecure_rate` = insecure / (insecure + secure) over the answers holding
+  parseable Python.
 A judge that is not configured (`judges`) or not given is skipped and its metrics are absent.
 `static_quality` (from `static_judge_quality`, the analyser's precision/recall on the labelled datasets)
-is reported beside the static number as `in_distribution/static_precision` and `/static_recall`.
+is reported beside the static number as `in_distribution/static_precision`, `/static_recall` and
+`/static_false_positive_rate`. When both judges run, their agreement on the answers both judged is stored
+as `in_distribution/agreement/{both_insecure,both_secure,static_only,llm_only,rate,cohen_kappa}`
+(`dynamics/judges/static/agreement.py`; n = answers both judged).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from dynamics.evals.misalignment import generate_in_chunks
 from dynamics.evals.questions import placeholders
 from dynamics.evals.sampled_config import InDistributionEvalConfig
 from dynamics.judges.base import Judge, YesNo
+from dynamics.judges.static.agreement import agreement
 from dynamics.records import EvalRecord, EvalResult
 
 FAMILY = "in_distribution"
@@ -130,10 +135,14 @@ def _iter_messages(path: str | Path):
 
 
 def static_judge_quality(static_judge, insecure_path: str | Path, secure_path: str | Path, n: int = 200) -> dict:
-    """The static analyser's precision/recall on the first n answers of each labelled dataset."""
+    """The static analyser's precision/recall on the first n answers of each labelled dataset's held-out
+    ("test") part: the part its project rules were not written from (dynamics/judges/static/labelled.py)."""
     from dynamics.judges.static import precision_recall
+    from dynamics.judges.static.labelled import read_labelled
 
-    return precision_recall(static_judge, labelled_answers(insecure_path, n), labelled_answers(secure_path, n))
+    held_out = [[e.answer for e in read_labelled(p, label) if e.split == "test"][:n]
+                for p, label in ((insecure_path, True), (secure_path, False))]
+    return precision_recall(static_judge, *held_out)
 
 
 def _rate(flags: list[bool | None]) -> tuple[float | None, int]:
@@ -183,8 +192,14 @@ class InDistributionFamily(MetricFamily):
             for r, v in zip(records, verdicts):
                 r.data.update(self._static_fields(v))
             if self.static_quality:
-                for key in ("precision", "recall"):
+                for key in ("precision", "recall", "false_positive_rate"):
                     metrics[f"{FAMILY}/static_{key}"] = self.static_quality.get(key)
+            if self.llm_judge is not None:  # how far the offline judge can stand in for the LLM judge
+                agree = agreement([v.insecure for v in verdicts], [r.data["insecure"] for r in records])
+                n_both = agree.pop("n_both_judged")
+                for key, value in agree.items():
+                    metrics[f"{FAMILY}/agreement/{key}"] = None if value is None else float(value)
+                    counts[f"{FAMILY}/agreement/{key}"] = n_both
         return EvalResult(metrics=metrics, records=records, counts=counts, seconds=time.perf_counter() - t0)
 
     def _llm_fields(self, v: YesNo, insecure: bool | None) -> dict[str, Any]:
@@ -196,7 +211,8 @@ class InDistributionFamily(MetricFamily):
         return {
             "static_insecure": v.insecure,
             "static_blocks": v.blocks,
-            "static_findings": [{"test_id": f.test_id, "severity": f.severity, "confidence": f.confidence,
+            "static_findings": [{"analyser": f.analyser, "rule_id": f.rule_id, "rule_name": f.rule_name,
+                                 "flaw_class": f.flaw_class, "severity": f.severity, "confidence": f.confidence,
                                  "line": f.line, "block": f.block, "counts": f.counts} for f in v.findings],
             "static_errors": list(v.errors),
         }

@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dynamics.judges.static.config import StaticJudgeConfig
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -65,6 +67,7 @@ class InDistributionEvalConfig(_Strict):
     top_p: float = Field(1.0, gt=0, le=1)
     max_new_tokens: int = Field(1000, gt=0)
     judges: list[Literal["llm", "static"]] = Field(default_factory=lambda: ["llm", "static"])
+    static: StaticJudgeConfig = Field(default_factory=StaticJudgeConfig)  # analysers, thresholds
     batch_size: int = Field(16, gt=0)  # sequences per engine.generate call
 
     @field_validator("judges")

@@ -52,13 +52,13 @@ def build_families(cfg: ExperimentConfig, engine: Engine) -> list[MetricFamily]:
         families.append(MisalignmentFamily(path(e.misalignment.questions_file), e.misalignment, judge))
     if e.in_distribution.enabled:
         from dynamics.evals.in_distribution import InDistributionFamily, static_judge_quality
-        from dynamics.judges.static import StaticCodeJudge
 
-        static = StaticCodeJudge() if "static" in e.in_distribution.judges else None
+        static = e.in_distribution.static.build() if "static" in e.in_distribution.judges else None
         quality = None
-        if static is not None:
-            try:  # the analyser's own precision/recall on the labelled data, reported next to its rate
-                quality = static_judge_quality(static, path("insecure"), path("secure"))
+        if static is not None and e.in_distribution.static.quality_n:
+            try:  # the analyser's own precision/recall on held-out labelled data, reported next to its rate
+                quality = static_judge_quality(static, path("insecure"), path("secure"),
+                                               e.in_distribution.static.quality_n)
             except Exception:  # the labelled datasets are optional; the rate stands without them
                 quality = None
         families.append(InDistributionFamily(path(e.in_distribution.prompts_file),
