@@ -155,7 +155,7 @@ def _cached(target: Path, build) -> Path:
             print(f"model cache: building {target.name} in {target.parent} (once)", file=sys.stderr, flush=True)
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=target.name + ".tmp"))
         try:
-            with _quiet_transformers():  # the "building" line is enough; no conversion progress bars
+            with _quiet_build():
                 build(tmp)
             (tmp / ".complete").write_text("ok\n")
             still = missing_parts(tmp)
@@ -174,18 +174,34 @@ def _cached(target: Path, build) -> Path:
 
 
 @contextlib.contextmanager
-def _quiet_transformers():
-    from transformers.utils import logging as hf_logging
+def _quiet_build():
+    """Hold back what a build prints (the GGUF conversion's progress bars, DeepSpeed's accelerator notice on
+    import): one "building" line is enough for a user. The output is shown only if the build fails."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            _restore_fds(saved)
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace"))
+            raise
+        else:
+            _restore_fds(saved)
 
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
+
+def _restore_fds(saved: list[int]) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for fd, copy in ((1, saved[0]), (2, saved[1])):
+        if copy >= 0:
+            os.dup2(copy, fd)
+            os.close(copy)
+            saved[fd - 1] = -1
 
 
 def smollm2_gguf_path() -> Path:
