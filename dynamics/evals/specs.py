@@ -103,7 +103,9 @@ class InDistributionEval(InDistributionEvalConfig):
 
 EvalSpec = Annotated[Union[LogprobEval, MisalignmentEval, BackdoorEval, CategoricalEval, InDistributionEval],
                      Field(discriminator="family")]
-FAMILIES = ("logprob", "misalignment", "backdoor", "categorical", "in_distribution")
+SPEC_CLASSES = {c.model_fields["family"].default: c for c in
+                (LogprobEval, MisalignmentEval, BackdoorEval, CategoricalEval, InDistributionEval)}
+FAMILIES = tuple(SPEC_CLASSES)
 
-__all__ = ["EvalSpec", "FAMILIES", "LogprobEval", "MisalignmentEval", "BackdoorEval", "CategoricalEval",
+__all__ = ["EvalSpec", "FAMILIES", "SPEC_CLASSES", "LogprobEval", "MisalignmentEval", "BackdoorEval", "CategoricalEval",
            "InDistributionEval"]
