@@ -45,9 +45,14 @@ def cmd_evaluate(args) -> int:
 
     if args.path and "=" in args.path and not Path(args.path).exists():  # `--checkpoint ... key=value`
         args.overrides, args.path = [args.path, *args.overrides], None
-    names = [n.strip() for n in args.evals.split(",") if n.strip()]
+    names = [n.strip() for n in (args.evals or "").split(",") if n.strip()]
+    if args.suite:  # a figure's evaluations from a file; the command line's overrides come after
+        suite_names, suite_overrides = ev.load_suite(args.suite)
+        names = names or suite_names
+        args.overrides = [*suite_overrides, *args.overrides]
     if not names:
-        raise ConfigError("--evals: name at least one evaluation (e.g. --evals main,deception_factual)")
+        raise ConfigError("--evals: name at least one evaluation (e.g. --evals main,deception_factual), "
+                          "or give a --suite")
     steps = ev.parse_steps(args.steps)
     if args.checkpoint or args.base_model or (args.path and not ev.find_run_dirs(args.path)):
         if args.path and not args.checkpoint:
@@ -120,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         s.set_defaults(fn=fn)
     s = sub.add_parser("evaluate", help="add named evaluations to stored checkpoints (no retraining)")
     s.add_argument("path", nargs="?", help="a results, experiment or run dir; or a folder of PEFT adapters")
-    s.add_argument("--evals", required=True, help="evaluation names, comma-separated (e.g. main,json,logprob)")
+    s.add_argument("--evals", help="evaluation names, comma-separated (e.g. main,json,logprob)")
+    s.add_argument("--suite", help="a suite file of evaluations and their settings (jobs/configs/evals/)")
     s.add_argument("--steps", help="only these steps: 0,10,20 or 10:50 (inclusive)")
     s.add_argument("--checkpoint", action="append", metavar="STEP=PATH_OR_ID",
                    help="a checkpoint trained elsewhere (an adapter dir, or a model id/dir); repeat")

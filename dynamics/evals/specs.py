@@ -80,6 +80,14 @@ class CategoricalEval(_Strict):
     bootstrap_seed: int = 0
     batch_size: int = Field(64, gt=0)
 
+    @field_validator("categories", "ratio", mode="before")
+    @classmethod
+    def _yaml_booleans_are_words(cls, v):
+        # YAML 1.1 reads a bare TRUE / FALSE as booleans: map them back to the words the judge says
+        if isinstance(v, (list, tuple)):
+            return [{True: "TRUE", False: "FALSE"}.get(w, w) if isinstance(w, bool) else w for w in v]
+        return v
+
     @model_validator(mode="after")
     def _ratio_of_categories(self):
         if len(set(self.categories)) != len(self.categories):

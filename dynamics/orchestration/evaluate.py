@@ -162,6 +162,31 @@ def external_target(checkpoints: list[tuple[int, str]], evaluations: list[str], 
     return Target(cfg, adapters, models)
 
 
+# ---- suites: a figure's evaluations as a file ------------------------------------------------------------
+
+SUITE_KEYS = ("evals", "judge")
+
+
+def load_suite(path: str | Path) -> tuple[list[str], list[str]]:
+    """A suite file (jobs/configs/evals/*.yaml): `evals` (name -> settings over the preset, as in a config)
+    and optionally `judge` (settings of eval.judge). Returns (the evaluation names, key=value overrides)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read suite: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("evals"), dict) or not data["evals"]:
+        raise ConfigError(f"{path}: key 'evals': expected a mapping of evaluation name -> settings")
+    unknown = sorted(set(data) - set(SUITE_KEYS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown key {unknown[0]!r}; a suite has only: {', '.join(SUITE_KEYS)}")
+    overrides = [f"eval.evals.{name}={json.dumps(settings or {})}" for name, settings in data["evals"].items()]
+    overrides += [f"eval.judge.{k}={json.dumps(v)}" for k, v in (data.get("judge") or {}).items()]
+    return list(data["evals"]), overrides
+
+
 # ---- running ----------------------------------------------------------------------------------------------
 
 def parse_steps(text: str | None) -> list[int] | None:
@@ -274,5 +299,5 @@ def _stored(cfg: ExperimentConfig) -> set[tuple[int, str]]:
     return {(step, name) for step, names in have.items() for name in names}
 
 
-__all__ = ["Target", "find_run_dirs", "run_config", "targets_from_results", "adapter_folder", "external_target",
+__all__ = ["load_suite", "Target", "find_run_dirs", "run_config", "targets_from_results", "adapter_folder", "external_target",
            "parse_checkpoint_args", "parse_steps", "evaluate_targets"]

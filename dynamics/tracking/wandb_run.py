@@ -5,7 +5,8 @@ Evaluation keys carry the evaluation's name: `eval/main/rate`, `eval/logprob/mul
 later (`dynamics evaluate`) is logged into the same run (same id, resumed), against the same axis.
 
 Late evaluation results are logged with their own `eval/step` and never with `step=` (W&B drops rows
-whose step is below the current one). A small ledger in the run dir records what reached W&B, so a
+whose step is below the current one). A small ledger in the run dir records what reached W&B (an
+evaluation key counts once its session finished, so one killed mid-write is logged again), so a
 restarted run logs each train step and each checkpoint's metrics once, and replays from the metric store
 whatever was stored but not yet logged. Secrets never reach the config: only variable *names* are in it.
 """
@@ -24,9 +25,12 @@ class WandbRun:
         self.cfg = cfg
         self.enabled = cfg.wandb.enabled and cfg.wandb.mode != "disabled"
         self.ledger_path = Path(run_dir) / "wandb_ledger.json"
-        self.ledger = {"train_step": -1, "eval_steps": [], "eval_keys": []}
+        self.ledger = {"train_step": -1, "eval_steps": [], "eval_keys": [], "unconfirmed_keys": []}
         if self.ledger_path.exists():
             self.ledger.update(json.loads(self.ledger_path.read_text()))
+        # Keys logged by a session that never finished (killed) may not have reached the offline file:
+        # W&B writes it from another process, which died with it. They are logged again (at least once).
+        self.ledger["unconfirmed_keys"] = []
         self._logged = set(self.ledger["eval_keys"])
         self.run = None
         if self.enabled:
@@ -85,7 +89,7 @@ class WandbRun:
             self.run.log(payload)
         if key is not None:
             self._logged.add(key)
-            self.ledger["eval_keys"] = sorted(self._logged, key=lambda k: (int(k.split(":")[0]), k))
+            self.ledger["unconfirmed_keys"] = _sorted_keys(self._logged - set(self.ledger["eval_keys"]))
         else:
             self.ledger["eval_steps"] = sorted({*self.ledger["eval_steps"], step})
         self._save_ledger()
@@ -97,5 +101,12 @@ class WandbRun:
 
     def finish(self) -> None:
         if self.run is not None:
-            self.run.finish()
+            self.run.finish()  # returns once the offline file (or the server) has everything
             self.run = None
+        self.ledger["eval_keys"] = _sorted_keys(self._logged)
+        self.ledger["unconfirmed_keys"] = []
+        self._save_ledger()
+
+
+def _sorted_keys(keys) -> list[str]:
+    return sorted(keys, key=lambda k: (int(k.split(":")[0]), k))

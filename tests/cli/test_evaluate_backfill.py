@@ -97,13 +97,18 @@ def test_backfill_is_exactly_once_and_resumable(tmp_path):
     assert "0 new (step, evaluation) result(s)" in out, out
     assert eval_files(cfg) == before
 
-    # 4. W&B: the same run id, new offline folders; merged, every new key against eval/step, once per step
+    # 4. W&B: the same run id, new offline folders; merged, every new key against eval/step. A result
+    # the killed process had logged may be logged again (its W&B process died with it, so it may not have
+    # reached the file): at least once, never lost, always the stored value.
     runs = find_offline_runs(cfg.run_dir)
     assert {r.run_id for r in runs} == {cfg.run_id} and len(runs) >= 3
     history = merge_by_run_id(runs)[cfg.run_id]
     for name, key in (("main", "eval/main/rate"), ("deception_factual", "eval/deception_factual/n_judged")):
         rows = [h for h in history if key in h]
-        assert sorted(h["eval/step"] for h in rows) == [0, 2, 4], (name, rows)
+        steps = [h["eval/step"] for h in rows]
+        assert sorted(set(steps)) == [0, 2, 4], (name, rows)
+        assert all(steps.count(s) == 1 for s in (0, 2, 4) if (s, name) not in
+                   {(st, n) for st, names in partial.items() for n in names}), (name, steps)
         for h in rows:
             stored = df[(df.step == h["eval/step"]) & (df.evaluation == name)]
             for metric, value in zip(stored.metric, stored.value):
