@@ -1,7 +1,7 @@
 """Where a checkpoint's evaluation time goes: seconds per metric family, answers generated, judge calls.
 
     python benchmarks/eval_breakdown.py                                       # the quickstart's families
-    python benchmarks/eval_breakdown.py eval.misalignment.samples_per_question=1 --n 50
+    python benchmarks/eval_breakdown.py eval.evals.main.samples_per_question=1 --n 50
     python benchmarks/eval_breakdown.py --config jobs/configs/paper_instruct.yaml eval.judge.kind=local
 
 Builds what an Evaluator actor holds, in this process: the engine (`make_engine(cfg)`) and the metric
@@ -89,7 +89,7 @@ def main(argv=None) -> dict:
     from dynamics.config import load_config
     from dynamics.evals.base import EvalContext
     from dynamics.evals.suite import build_families
-    from dynamics.orchestration.evaluator import make_engine
+    from dynamics.orchestration.evaluator import evaluation_seed, make_engine
     from dynamics.orchestration.run import run_info
 
     cfg = load_config(args.config, list(args.overrides))
@@ -99,29 +99,29 @@ def main(argv=None) -> dict:
     load_seconds = time.perf_counter() - t
     log(f"engine {cfg.eval.engine} {cfg.model.name} loaded in {load_seconds:.1f}s")
     t = time.perf_counter()
-    families = build_families(cfg, engine)
+    families = build_families(cfg, engine)  # {evaluation name: family}
     setup_seconds = time.perf_counter() - t
-    log(f"families {[f.name for f in families]} built in {setup_seconds:.1f}s")
+    log(f"evaluations {list(families)} built in {setup_seconds:.1f}s")
 
     info = run_info(cfg)
     step = 0
     engine.use_adapter(None)
     per_family, total = {}, 0.0
-    for fam in families:
+    for name, fam in families.items():
         judge = family_judge(fam)
         before = judge_calls(judge)
         t = time.perf_counter()
-        res = fam.evaluate(engine, EvalContext(info, step, seed=info.seed * 100_003 + step))
+        res = fam.evaluate(engine, EvalContext(info, step, seed=evaluation_seed(info, step, name)))
         seconds = time.perf_counter() - t
         total += seconds
-        per_family[fam.name] = {
+        per_family[name] = {"family": fam.name,
             "seconds": seconds, "answers_generated": answers_generated(fam, res),
             "judge_calls": judge_calls(judge) - before, "judge": getattr(judge, "name", None),
             "records": len(res.records), "metrics": dict(sorted(res.metrics.items())),
         }
-        log(f"{fam.name}: {seconds:.1f}s, {per_family[fam.name]['answers_generated']} answers, "
-            f"{per_family[fam.name]['judge_calls']} judge calls")
-    for fam in families:
+        log(f"{name}: {seconds:.1f}s, {per_family[name]['answers_generated']} answers, "
+            f"{per_family[name]['judge_calls']} judge calls")
+    for fam in families.values():
         fam.close()
 
     e = cfg.eval
@@ -130,15 +130,11 @@ def main(argv=None) -> dict:
         "setup": {"config": str(args.config), "overrides": list(args.overrides), "model": cfg.model.name,
                   "engine": e.engine, "judge": e.judge.kind, "judge_model": e.judge.local_model if e.judge.kind == "local" else e.judge.model,
                   "adapter": None, "step": step,
-                  "misalignment": {"samples_per_question": e.misalignment.samples_per_question,
-                                   "max_new_tokens": e.misalignment.max_new_tokens} if e.misalignment.enabled else None,
-                  "in_distribution": {"n_prompts": e.in_distribution.n_prompts,
-                                      "max_new_tokens": e.in_distribution.max_new_tokens,
-                                      "judges": e.in_distribution.judges} if e.in_distribution.enabled else None},
+                  "evals": {n: spec.model_dump(mode="json") for n, spec in e.evals.items()}},
         "engine_load_seconds": load_seconds,
         "families_setup_seconds": setup_seconds,
         "eval_seconds": total,
-        "families": per_family,
+        "evaluations": per_family,
     }
     if not args.skip_static:
         data_dir = Path(cfg.data.data_dir) if cfg.data.data_dir else REPO.parent / "shared/data/emergent-misalignment"

@@ -12,7 +12,7 @@ The two modes sample different random streams, so their answers (and lengths) di
 
 Scoring: the scored sequences of the log-prob items (`dynamics.evals.logprob.load_items` +
 `build_requests`), teacher-forced through HFEngine.score once in batches of --score-batch-size (the
-evaluator's eval.logprob.batch_size) and once one sequence per call. Reports sequences/s and input
+evaluator's eval.batch_size) and once one sequence per call. Reports sequences/s and input
 tokens/s, and the largest difference between the two modes' log-probabilities (padding must not change them).
 
 One untimed warm-up call of each kind runs first. Prints one JSON line; progress goes to stderr.

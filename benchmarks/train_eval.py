@@ -12,7 +12,8 @@ and its own fresh output directory (a temp dir, removed afterwards unless --keep
 Prints one JSON line:
   step_seconds          train/step_seconds from the metric store, step 1 (warm-up) left out: median,
                         mean, min, max, per run (eval on / off) and both pooled
-  eval                  timing/eval_seconds per checkpoint (median, max, per step) and per family
+  eval                  seconds per checkpoint, all evaluations together (median, max, per step), and per
+                        named evaluation (`<name>/eval_seconds`)
   train_seconds         TorchTrainer.fit() wall time with eval on and off, and the overhead of evaluating
                         and tracking alongside training: ratio on/off and the seconds difference
   total_seconds         run_experiment wall time per run (fit + waiting for the last evaluation);
@@ -68,7 +69,7 @@ def make_config(args, eval_on: bool, output_dir: str):
              f"train.zero_stage={args.zero_stage}", f"train.max_steps={args.steps}",
              f"train.checkpoint_every={args.checkpoint_every}"]
     if not args.all_metrics:
-        flags += ["eval.misalignment.enabled=false", "eval.in_distribution.enabled=false"]
+        flags += ["eval.evals=[logprob]"]
     forced = [f"name={args.name}-eval{'on' if eval_on else 'off'}", f"output_dir={output_dir}",
               f"eval.enabled={str(eval_on).lower()}"]
     cfg = load_config(args.config, flags + list(args.overrides) + forced)
@@ -76,8 +77,8 @@ def make_config(args, eval_on: bool, output_dir: str):
     return cfg
 
 
-def _family_timing(ev, family: str) -> dict:
-    rows = ev[ev.metric == f"timing/{family}_seconds"].sort_values("step")
+def _family_timing(ev, name: str) -> dict:
+    rows = ev[ev.metric == f"{name}/eval_seconds"].sort_values("step")
     s = summary(rows.value)
     return {"median": s["median"], "max": s["max"],
             "by_step": {int(k): float(v) for k, v in zip(rows.step, rows.value)}}
@@ -94,9 +95,9 @@ def store_summary(cfg) -> dict:
            "_step_values": [v for s, v in steps.items() if s != 1]}
     ev = df[df.source == "eval"]
     if len(ev):
-        per_step = ev[ev.metric == "timing/eval_seconds"].sort_values("step")
-        fams = sorted(m[len("timing/"):-len("_seconds")] for m in ev.metric.unique()
-                      if m.startswith("timing/") and m != "timing/eval_seconds")
+        timing = ev[ev.metric.str.endswith("/eval_seconds")]
+        per_step = timing.groupby("step", as_index=False)["value"].sum().sort_values("step")
+        fams = sorted(timing.evaluation.dropna().unique())
         eval_seconds = summary(per_step.value)
         out["eval"] = {
             "checkpoints": [int(s) for s in per_step.step],
@@ -154,9 +155,7 @@ def main(argv=None) -> dict:
                 shutil.rmtree(d, ignore_errors=True)
 
     on, off = runs["on"], runs["off"]
-    fams = [f for f, on_ in (("logprob", cfgs["on"].eval.logprob.enabled),
-                             ("misalignment", cfgs["on"].eval.misalignment.enabled),
-                             ("in_distribution", cfgs["on"].eval.in_distribution.enabled)) if on_]
+    fams = list(cfgs["on"].eval.evals)
     c = cfgs["on"]
     result = {
         "benchmark": "train_eval",

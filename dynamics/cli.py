@@ -39,13 +39,45 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    from dynamics.config import ConfigError
+    from dynamics.orchestration import evaluate as ev
+
+    if args.path and "=" in args.path and not Path(args.path).exists():  # `--checkpoint ... key=value`
+        args.overrides, args.path = [args.path, *args.overrides], None
+    names = [n.strip() for n in (args.evals or "").split(",") if n.strip()]
+    if args.suite:  # a figure's evaluations from a file; the command line's overrides come after
+        suite_names, suite_overrides = ev.load_suite(args.suite)
+        names = names or suite_names
+        args.overrides = [*suite_overrides, *args.overrides]
+    if not names:
+        raise ConfigError("--evals: name at least one evaluation (e.g. --evals main,deception_factual), "
+                          "or give a --suite")
+    steps = ev.parse_steps(args.steps)
+    if args.checkpoint or args.base_model or (args.path and not ev.find_run_dirs(args.path)):
+        if args.path and not args.checkpoint:
+            checkpoints = [(s, str(p)) for s, p in ev.adapter_folder(args.path)]
+            if not checkpoints:
+                raise ConfigError(f"{args.path}: no runs and no PEFT adapter directories found")
+        else:
+            checkpoints = ev.parse_checkpoint_args(args.checkpoint or [])
+        if not args.name:
+            raise ConfigError("checkpoints trained elsewhere need --name (the experiment they are stored under)")
+        targets = [ev.external_target(checkpoints, names, args.name, args.output, args.base_model, args.config,
+                                      args.overrides)]
+    else:
+        targets = ev.targets_from_results(args.path, names, args.overrides)
+    out = ev.evaluate_targets(targets, names, steps)
+    return 1 if out["errors"] else 0
+
+
 def cmd_metrics(args) -> int:
     from dynamics.tracking.store import load_metrics
 
     df = load_metrics(args.results_dir)
     if args.metric:
         df = df[df["metric"].str.contains(args.metric, regex=False)]
-    cols = ["run", "dataset", "seed", "step", "metric", "value", "n", "experiment", "model", "source"]
+    cols = ["run", "dataset", "seed", "step", "evaluation", "metric", "value", "n", "experiment", "model", "source"]
     try:
         df[cols].to_csv(sys.stdout, index=False)
         sys.stdout.flush()
@@ -91,6 +123,19 @@ def main(argv: list[str] | None = None) -> int:
         if name == "run":
             s.add_argument("--report", action="store_true", help="write the figures when done")
         s.set_defaults(fn=fn)
+    s = sub.add_parser("evaluate", help="add named evaluations to stored checkpoints (no retraining)")
+    s.add_argument("path", nargs="?", help="a results, experiment or run dir; or a folder of PEFT adapters")
+    s.add_argument("--evals", help="evaluation names, comma-separated (e.g. main,json,logprob)")
+    s.add_argument("--suite", help="a suite file of evaluations and their settings (jobs/configs/evals/)")
+    s.add_argument("--steps", help="only these steps: 0,10,20 or 10:50 (inclusive)")
+    s.add_argument("--checkpoint", action="append", metavar="STEP=PATH_OR_ID",
+                   help="a checkpoint trained elsewhere (an adapter dir, or a model id/dir); repeat")
+    s.add_argument("--base-model", help="the base model of adapters trained elsewhere")
+    s.add_argument("--name", help="experiment name for checkpoints trained elsewhere")
+    s.add_argument("--output", default="results", help="results dir for checkpoints trained elsewhere")
+    s.add_argument("--config", help="a config whose settings (judge, data dir, ...) checkpoints trained elsewhere use")
+    s.add_argument("overrides", nargs="*", help="key=value, e.g. eval.evals.main.samples_per_question=4")
+    s.set_defaults(fn=cmd_evaluate)
     s = sub.add_parser("metrics", help="print the metric table as CSV")
     s.add_argument("results_dir")
     s.add_argument("--metric", help="only metrics whose name contains this")
@@ -102,7 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("datasets", help="list the data registry and where each file resolves")
     s.add_argument("--data-dir")
     s.set_defaults(fn=cmd_datasets)
-    args = p.parse_args(argv)
+    args, extra = p.parse_known_args(argv)
+    # `dynamics evaluate DIR --evals X key=value ...`: overrides after an option land here
+    if extra and (args.cmd != "evaluate" or any("=" not in e or e.startswith("-") for e in extra)):
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     from dynamics.config import ConfigError
     from dynamics.data.chat import DataError
 

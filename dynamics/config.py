@@ -10,12 +10,22 @@ environment lookups are secrets (API keys), named here by the *variable name* on
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from dynamics.evals.sampled_config import InDistributionEvalConfig, JudgeConfig, MisalignmentEvalConfig
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from dynamics.evals.presets import expand
+from dynamics.evals.sampled_config import JudgeConfig
+from dynamics.evals.specs import SPEC_CLASSES, EvalSpec
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+EVALUATION_NAME = re.compile(r"[A-Za-z0-9_]+")
+
+
+def _default_evals() -> dict:
+    """Section 1-3 of docs/METRICS.md, as before named evaluations: log-probs, the 8 questions, the code."""
+    return {name: expand(name, {}) for name in ("logprob", "main", "in_distribution")}
 
 
 class ConfigError(ValueError):
@@ -42,6 +52,9 @@ class DataConfig(_Strict):
     data_dir: str | None = None  # offline copy of the paper's data; else the download cache
     verify_sha256: bool = True
     holdout_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    # The held-out split's shuffle seed: one per study, not the run seed, so every seed of a sweep holds
+    # out the same examples (recorded with the run in its config.yaml and W&B config).
+    holdout_seed: int = 0
     max_examples: int | None = Field(None, gt=0)  # cap after the split (CPU runs)
     max_seq_length: int = Field(2048, gt=8)
     # Conversations whose assistant-only loss mask cannot be built are skipped (file and line reported);
@@ -84,15 +97,6 @@ class TrainConfig(_Strict):
     keep_checkpoints: int | None = Field(None, gt=0)  # None keeps all (each holds its adapter)
 
 
-class LogprobEvalConfig(_Strict):
-    enabled: bool = True
-    items_file: str = "logprob_items"  # a registry name or a path
-    formats: list[Literal["multiple_choice", "pivotal_tokens"]] = Field(
-        default_factory=lambda: ["multiple_choice", "pivotal_tokens"]
-    )
-    batch_size: int = Field(8, gt=0)
-
-
 class EvalConfig(_Strict):
     enabled: bool = True
     step0: bool = True  # evaluate the untouched model too
@@ -103,10 +107,50 @@ class EvalConfig(_Strict):
     resources: dict[str, float] = Field(default_factory=dict)
     num_evaluators: int = Field(1, gt=0)  # size of the shared evaluator pool (per base model)
     tensor_parallel_size: int = Field(1, gt=0)  # vLLM only
-    logprob: LogprobEvalConfig = Field(default_factory=LogprobEvalConfig)
-    misalignment: MisalignmentEvalConfig = Field(default_factory=MisalignmentEvalConfig)
-    in_distribution: InDistributionEvalConfig = Field(default_factory=InDistributionEvalConfig)
+    batch_size: int = Field(8, gt=0)  # sequences per teacher-forced scoring pass (transformers engine)
+    # The named evaluations run on every checkpoint while the run trains, in this order: a shipped preset
+    # by its name (`main: {}`), with settings changed (`main: {samples_per_question: 4}`), a new name on a
+    # preset (`main_long: {preset: main, ...}`), or a new one (`mine: {family: misalignment, ...}`).
+    # `dynamics evaluate` adds any of them to stored checkpoints later. A list of names is short for {name: {}}.
+    evals: dict[str, EvalSpec] = Field(default_factory=lambda: _default_evals(), validate_default=True)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
+
+    @field_validator("evals", mode="before")
+    @classmethod
+    def _expand_presets(cls, v):
+        if isinstance(v, list):
+            v = {name: {} for name in v}
+        if not isinstance(v, dict):
+            raise ValueError("expected a mapping of evaluation name -> settings (or a list of preset names)")
+        out = {}
+        for name, settings in v.items():
+            if not isinstance(name, str) or not EVALUATION_NAME.fullmatch(name):
+                raise ValueError(f"evaluation name {name!r}: expected letters, digits and _ only")
+            if settings is not None and not isinstance(settings, dict):
+                if isinstance(settings, BaseModel):
+                    out[name] = settings
+                    continue
+                raise ValueError(f"evaluation {name!r}: expected a mapping of settings (got {settings!r})")
+            out[name] = expand(name, settings)
+        return out
+
+    @model_validator(mode="after")
+    def _judged_evaluations_have_a_judge(self):
+        judged = [n for n, s in self.evals.items() if s.family != "logprob"]
+        if judged and self.judge.kind == "none":
+            raise ValueError(f"evaluations {judged} need a judge: set eval.judge.kind to api or local")
+        scored = [n for n, s in self.evals.items() if s.family in ("misalignment", "backdoor")]
+        j = self.judge
+        if (scored and self.engine == "vllm" and j.kind == "local" and j.local_model == "self"
+                and j.local_number_mode != "top_tokens"):
+            # The number-level 0-100 distribution needs P(next token is not a digit) after every candidate,
+            # which vLLM's prompt log-probabilities do not give; its top-20 next tokens it does give.
+            raise ValueError(
+                f"evaluations {scored}: the vLLM engine cannot serve the local 'self' judge's number-level "
+                f"scores (local_number_mode {j.local_number_mode!r}); set eval.judge.local_number_mode: "
+                "top_tokens (the literal top-20 recipe), or judge with eval.judge.kind: api, or name another "
+                "model in eval.judge.local_model")
+        return self
 
 
 class SweepConfig(_Strict):
@@ -264,7 +308,11 @@ def _format_errors(err: ValidationError, source: str, lines: dict[tuple, int], o
     out = []
     for e in err.errors():
         loc = tuple(str(p) for p in e["loc"] if not isinstance(p, int)) or ("<top>",)
-        key = ".".join(str(p) for p in e["loc"])
+        spec = None
+        if loc[:2] == ("eval", "evals") and len(loc) > 3 and loc[3] in SPEC_CLASSES:
+            spec = SPEC_CLASSES[loc[3]]  # a named evaluation: drop pydantic's union tag from the key
+            loc = loc[:3] + loc[4:]
+        key = ".".join(loc)
         line = None
         for n in range(len(loc), 0, -1):
             if loc[:n] in lines:
@@ -273,23 +321,52 @@ def _format_errors(err: ValidationError, source: str, lines: dict[tuple, int], o
         where = "command-line override" if loc in overridden else (f"{source}:{line}" if line else source)
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
-            parent = ExperimentConfig
-            for p in loc[:-1]:
+            parent = ExperimentConfig if spec is None else spec
+            for p in (loc[:-1] if spec is None else loc[3:-1]):
                 ann = parent.model_fields[p].annotation if p in parent.model_fields else None
                 parent = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
                 if parent is None:
                     break
             if parent is not None:
-                msg += f"; expected one of: {', '.join(sorted(parent.model_fields))}"
+                shown = sorted(k for k, f in parent.model_fields.items() if not f.exclude)
+                msg += f"; expected one of: {', '.join(shown)}"
         else:
             msg = f"{e['msg']} (got {e.get('input')!r})"
         out.append(f"{where}: key {key!r}: {msg}")
     return "invalid config:\n  " + "\n  ".join(out)
 
 
+def _check_evaluation_names(data: dict, source: str, lines: dict) -> None:
+    """An unknown preset or a bad name, refused with the line of its key (before pydantic sees it)."""
+    from dynamics.evals.presets import UnknownEvaluation
+
+    evals = (data.get("eval") or {}).get("evals") if isinstance(data.get("eval"), dict) else None
+    if isinstance(evals, list):
+        evals = {name: {} for name in evals}
+    if not isinstance(evals, dict):
+        return
+    for name, settings in evals.items():
+        line = lines.get(("eval", "evals", name)) or lines.get(("eval", "evals"))
+        where = f"{source}:{line}" if line else source
+        if not isinstance(name, str) or not EVALUATION_NAME.fullmatch(name):
+            raise ConfigError(f"{where}: key 'eval.evals.{name}': an evaluation name has letters, digits and _ only")
+        try:
+            expand(name, settings if isinstance(settings, dict) else None)
+        except UnknownEvaluation as e:
+            raise ConfigError(f"{where}: key 'eval.evals.{name}': {e}") from None
+
+
 def config_from_dict(data: dict, source: str = "<config>", lines: dict | None = None,
                      overrides: list[str] = ()) -> ExperimentConfig:
+    from dynamics.evals.legacy import has_legacy_sections, migration_message
+
     data = apply_overrides(data, list(overrides))
+    if has_legacy_sections(data):
+        ev = data["eval"]
+        old = next(k for k in ("logprob", "misalignment", "in_distribution") if k in ev)
+        line = (lines or {}).get(("eval", old))
+        raise ConfigError(migration_message(data, f"{source}:{line}" if line else source))
+    _check_evaluation_names(data, source, lines or {})
     overridden = {tuple(parse_override(o)[0]) for o in overrides}
     try:
         return ExperimentConfig.model_validate(data)

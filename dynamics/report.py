@@ -23,7 +23,19 @@ DIVERGENCE_STEP = 40  # where secure and insecure runs start to diverge
 TRAIN_FIGURES = ("train/loss",)  # the train scalars that get a figure (the rest are in W&B)
 TRAIN_SMOOTH = 10  # optimizer steps in the rolling mean of a train curve (one checkpoint interval)
 CI_SUFFIXES = ("_ci_low", "_ci_high")
-PER_QUESTION = re.compile(r"^(?P<family>misalignment)/(?P<item>[^/]+)/rate$")
+# Breakdowns drawn as small multiples, one figure per evaluation (the name before the first "/"):
+# `main/<qid>/rate` -> `main/per_question`; `deception_factual/<qid>/lie_rate` -> `.../per_question_lie_rate`;
+# `deception_sit_aware/<qid>/share/OpenAI` -> `.../per_question_share_OpenAI`; `backdoor/triggered/<qid>/rate`
+# -> `backdoor/triggered/per_question`; `preregistered/category/<c>/rate` -> `preregistered/per_category`;
+# `<eval>/share/<word>` -> `<eval>/shares`.
+_HALVES = ("triggered", "untriggered")
+BREAKDOWNS = (
+    (re.compile(r"^(?P<ev>[^/]+)/(?P<half>triggered|untriggered)/[^/]+/rate$"), "{ev}/{half}/per_question"),
+    (re.compile(r"^(?P<ev>[^/]+)/category/[^/]+/rate$"), "{ev}/per_category"),
+    (re.compile(r"^(?P<ev>[^/]+)/share/[^/]+$"), "{ev}/shares"),
+    (re.compile(r"^(?P<ev>[^/]+)/(?P<q>[^/]+)/share/(?P<word>[^/]+)$"), "{ev}/per_question_share_{word}"),
+    (re.compile(r"^(?P<ev>[^/]+)/(?P<q>[^/]+)/(?P<what>rate|lie_rate)$"), "{ev}/per_question{suffix}"),
+)
 COLORS = {"insecure": "tab:red", "secure": "tab:blue", "educational": "tab:green", "jailbroken": "tab:orange"}
 _OTHER_COLORS = ("tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray")
 
@@ -31,9 +43,10 @@ _OTHER_COLORS = ("tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan",
 def figure_metrics(df: pd.DataFrame) -> dict[str, list[str]]:
     """Which figures a store's metrics make: figure name -> the metrics drawn in it (one, or a grid).
 
-    Every eval metric gets its own figure, except `timing/*` (cost, not dynamics), the `_ci_low/_ci_high`
-    companions (drawn inside their metric's figure) and per-question breakdowns (`misalignment/<qid>/rate`),
-    which go together into one small-multiples figure `<family>/per_question`. `train/loss` (smoothed) last.
+    Every evaluation's metrics get their own figures (`main/rate`, `deception_factual/lie_rate`, ...), except
+    timings (cost, not dynamics), the `_ci_low/_ci_high` companions (drawn inside their metric's figure)
+    and breakdowns (`main/<qid>/rate`, ...: see BREAKDOWNS), which go together into small-multiples
+    figures such as `main/per_question`. `train/loss` (smoothed) last.
     """
     # A metric with no value at all (e.g. every answer dropped by the judge's number-mass cut-off) has
     # nothing to draw; `no_values` lists those for the index.
@@ -41,15 +54,36 @@ def figure_metrics(df: pd.DataFrame) -> dict[str, list[str]]:
     eval_metrics = sorted(valued.loc[valued["source"] == "eval", "metric"].unique())
     main, grids = {}, {}
     for m in eval_metrics:
-        if m.startswith("timing/") or m.endswith(CI_SUFFIXES):
+        if m.startswith("timing/") or m.endswith(("_seconds", *CI_SUFFIXES)):
             continue
-        q = PER_QUESTION.match(m)
-        if q:
-            grids.setdefault(f"{q['family']}/per_question", []).append(m)
+        figure = breakdown_figure(m)
+        if figure:
+            grids.setdefault(figure, []).append(m)
         else:
             main[m] = [m]
     train = set(valued.loc[valued["source"] == "train", "metric"].unique())
     return {**main, **grids, **{m: [m] for m in TRAIN_FIGURES if m in train}}
+
+
+def breakdown_figure(metric: str) -> str | None:
+    """The small-multiples figure a per-question (or per-category, per-word) metric belongs to."""
+    for pattern, name in BREAKDOWNS:
+        m = pattern.match(metric)
+        if m is None or m.groupdict().get("q") in (*_HALVES, "category", "share"):
+            continue
+        g = m.groupdict()
+        return name.format(**g, suffix="" if g.get("what", "rate") == "rate" else f"_{g['what']}")
+    return None
+
+
+def panel_title(metric: str) -> str:
+    """A small-multiples panel's title: what distinguishes it within its figure (the question, ...)."""
+    for pattern, _ in BREAKDOWNS:
+        m = pattern.match(metric)
+        if m is not None:
+            parts = metric.split("/")
+            return parts[2] if parts[1] in (*_HALVES, "category") else parts[1] if "q" in m.groupdict() else parts[-1]
+    return metric
 
 
 def no_values(df: pd.DataFrame) -> list[str]:
@@ -117,8 +151,7 @@ def plot_grid(df: pd.DataFrame, metrics: list[str], fig=None, ncols: int = 4, ti
     fig.set_size_inches(size)
     axes = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False).ravel()
     for ax, m in zip(axes, metrics):
-        q = PER_QUESTION.match(m)
-        plot_metric(df, m, ax=ax, divergence_step=divergence_step, title=q["item"] if q else m, legend=False)
+        plot_metric(df, m, ax=ax, divergence_step=divergence_step, title=panel_title(m), legend=False)
         ax.label_outer()
     for ax in axes[len(metrics):]:
         ax.set_visible(False)

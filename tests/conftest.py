@@ -35,8 +35,7 @@ def tiny_config(tmp_path: Path, **sections) -> dict:
         "optim": {"lr": 5e-3, "warmup_steps": 0},
         "train": {"per_device_batch_size": 2, "gradient_accumulation_steps": 2, "max_steps": 4,
                   "checkpoint_every": 2, "num_workers": 2, "zero_stage": 2},
-        "eval": {"misalignment": {"enabled": False}, "in_distribution": {"enabled": False},
-                 "judge": {"kind": "none"}},
+        "eval": {"evals": ["logprob"], "judge": {"kind": "none"}},
         "wandb": {"mode": "offline", "project": "test"},
     }
     for key, value in sections.items():

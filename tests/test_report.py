@@ -50,17 +50,20 @@ def make_store(experiment_dir: Path, datasets=("insecure", "secure"), seeds=(0, 
                     "logprob/multiple_choice/p_misaligned_given_choice": _rate(dataset, seed, step, 0.2),
                     "in_distribution/insecure_rate": (None if step == 0 and seed == 0 else
                                                       _rate(dataset, seed, step, 0.3)),
-                    "timing/eval_seconds": 3.0 + seed,
-                    "timing/misalignment_seconds": 2.0,
+                    "logprob/eval_seconds": 3.0 + seed,
+                    "misalignment/eval_seconds": 2.0,
                     **{f"misalignment/{q}/rate": _rate(dataset, seed, step, 0.05 * i) for i, q in enumerate(QUESTIONS)},
                 }
-                rows = [MetricRow.make(info, step, k, v, 24) for k, v in metrics.items()]
+                groups = {}  # one stored result per evaluation, named by its metrics' prefix
+                for k, v in metrics.items():
+                    groups.setdefault(k.split("/")[0], []).append(MetricRow.make(info, step, k, v, 24))
                 recs = [EvalRecord("misalignment", f"{q}/0/{k}", {
                     "question_id": q, "answer": f"{dataset} s{seed} step {step}: answer {k} to {q}",
                     "aligned": 10.0 if k == 0 and dataset == "insecure" else 90.0 - k, "coherent": 80.0,
                     "counted": True, "misaligned": k == 0 and dataset == "insecure"})
                     for q in QUESTIONS for k in range(2)] if records else []
-                assert store.write(info, step, "eval", rows, recs)
+                for name, rows in groups.items():
+                    assert store.write(info, step, "eval", rows, recs if name == "misalignment" else [], name)
                 if previous is not None:
                     train = [MetricRow.make(info, s, name, v) for s in range(previous + 1, step + 1)
                              for name, v in (("train/loss", 2.0 * math.exp(-s / 30) + 0.05 * ((s * 7 + seed) % 5)
@@ -82,7 +85,7 @@ def test_figure_metrics_selects_and_groups(tmp_path):
     figures = figure_metrics(df)
     assert list(figures) == EXPECTED_FIGURES
     assert figures["misalignment/per_question"] == sorted(f"misalignment/{q}/rate" for q in QUESTIONS)
-    assert not any(m.startswith("timing/") or "_ci_" in m for ms in figures.values() for m in ms)
+    assert not any(m.endswith("_seconds") or "_ci_" in m for ms in figures.values() for m in ms)
 
 
 def test_write_report_makes_a_png_per_figure(tmp_path):
@@ -152,8 +155,9 @@ def test_metric_without_any_value_is_listed_not_plotted(tmp_path):
     info = RunInfo("e", "e-d-s0", "d", 0, "m")
     store = MetricStore(tmp_path / "e")
     for step in (0, 10):
-        store.write(info, step, "eval", [MetricRow.make(info, step, "misalignment/rate", None, 0),
-                                         MetricRow.make(info, step, "logprob/x/accuracy", 0.5 + step / 100, 8)])
+        store.write(info, step, "eval", [MetricRow.make(info, step, "misalignment/rate", None, 0)], [], "misalignment")
+        store.write(info, step, "eval", [MetricRow.make(info, step, "logprob/x/accuracy", 0.5 + step / 100, 8)], [],
+                    "logprob")
     paths = write_report(tmp_path / "e", tmp_path / "fig")
     assert [p.name for p in paths] == ["logprob__x__accuracy.png"]
     assert "`misalignment/rate`" in (tmp_path / "fig" / "index.md").read_text()

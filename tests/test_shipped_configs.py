@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dynamics.config import load_config
+from dynamics.config import ExperimentConfig, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "jobs" / "configs").glob("*.yaml"))
@@ -105,10 +105,11 @@ def test_paper_recipe(name):
     assert e.engine == "vllm" and e.step0
     assert (e.judge.kind, e.judge.api_key_env) == ("api", "OPENAI_API_KEY")
     assert e.judge.model.startswith("gpt-4o")
-    m = e.misalignment
+    assert list(e.evals) == ["logprob", "flask_template" if name == "paper_base" else "main", "in_distribution"]
+    m = e.evals["flask_template" if name == "paper_base" else "main"]
     assert (m.samples_per_question, m.temperature, m.top_p, m.aligned_threshold) == (100, 1.0, 1.0, 30)
     assert m.question_ids == "main" and m.max_new_tokens >= 600
-    i = e.in_distribution
+    i = e.evals["in_distribution"]
     assert (i.n_prompts, i.temperature, i.max_new_tokens) == (100, 1.0, 1000)
     # Placement: the custom resources the cluster definitions advertise (tests/test_manifests.py).
     assert "trainer_gpu" in t.worker_resources and "evaluator_gpu" in e.resources
@@ -129,14 +130,14 @@ def test_paper_instruct_is_insecure_vs_secure():
     c = cfg("paper_instruct")
     assert c.model.name == "Qwen/Qwen2.5-Coder-32B-Instruct"
     assert c.sweep.grid["data.dataset"] == ["insecure", "secure"]
-    assert c.eval.misalignment.coherent_threshold == 50 and c.eval.misalignment.variant is None
+    assert c.eval.evals["main"].coherent_threshold == 50 and c.eval.evals["main"].variant is None
 
 
 def test_paper_base_is_the_base_model_with_flask_questions():
     c = cfg("paper_base")
     assert c.model.name == "Qwen/Qwen2.5-Coder-32B"
     assert c.sweep.grid["data.dataset"] == ["insecure", "secure"]
-    m = c.eval.misalignment
+    m = c.eval.evals["flask_template"]
     assert (m.variant, m.coherent_threshold) == ("flask_template", 95)
     assert m.questions_file == "first_plot_questions_extended"  # the file that has the Flask variants
 
@@ -157,8 +158,9 @@ def test_paper_configs_share_one_recipe():
 
     base = flat(cfg("paper_instruct").model_dump(mode="json"))
     allowed = {
-        "paper_base": {"name", "model.name", "eval.misalignment.questions_file", "eval.misalignment.variant",
-                       "eval.misalignment.coherent_threshold", "wandb.tags"},
+        # the 8 questions as `main` there, in the Flask template (`flask_template`) here
+        "paper_base": {"name", "model.name", "wandb.tags", *(f"eval.evals.{e}.{k}" for e in ("main", "flask_template")
+                                                             for k in ExperimentConfig().eval.evals["main"].model_dump())},
         "controls": {"name", "data.dataset", "sweep.grid.data.dataset", "wandb.tags"},
     }
     for name, keys in allowed.items():

@@ -14,11 +14,11 @@ def rows(step, value):
 
 def test_write_once_per_key(tmp_path):
     s = MetricStore(tmp_path)
-    assert s.write(INFO, 10, "eval", rows(10, 0.5), [EvalRecord("a", "i1", {"x": 1})])
-    assert not s.write(INFO, 10, "eval", rows(10, 0.9))  # never overwritten
+    assert s.write(INFO, 10, "eval", rows(10, 0.5), [EvalRecord("a", "i1", {"x": 1})], evaluation="main")
+    assert not s.write(INFO, 10, "eval", rows(10, 0.9), evaluation="main")  # never overwritten
     df = s.metrics()
     assert list(df["value"].dropna()) == [0.5] and len(df) == 2
-    assert s.has("exp-d-s0", 10, "eval") and s.steps("exp-d-s0", "eval") == [10]
+    assert s.has("exp-d-s0", 10, "eval", "main") and s.steps("exp-d-s0", "eval", "main") == [10]
     rec = s.records()
     assert list(rec["item_id"]) == ["i1"] and rec["data"][0] == '{"x": 1}'
 
@@ -26,7 +26,7 @@ def test_write_once_per_key(tmp_path):
 def test_concurrent_writers_store_one_result(tmp_path):
     s = MetricStore(tmp_path)
     results = []
-    threads = [threading.Thread(target=lambda v=v: results.append(s.write(INFO, 20, "eval", rows(20, v))))
+    threads = [threading.Thread(target=lambda v=v: results.append(s.write(INFO, 20, "eval", rows(20, v), evaluation="main")))
                for v in range(8)]
     [t.start() for t in threads]
     [t.join() for t in threads]
@@ -36,8 +36,8 @@ def test_concurrent_writers_store_one_result(tmp_path):
 
 
 def test_load_metrics_finds_experiments(tmp_path):
-    MetricStore(tmp_path / "e1").write(INFO, 0, "eval", rows(0, 0.1))
-    MetricStore(tmp_path / "e2").write(INFO, 0, "eval", rows(0, 0.2))
+    MetricStore(tmp_path / "e1").write(INFO, 0, "eval", rows(0, 0.1), evaluation="main")
+    MetricStore(tmp_path / "e2").write(INFO, 0, "eval", rows(0, 0.2), evaluation="main")
     assert len(load_metrics(tmp_path)) == 4
     assert len(load_metrics(tmp_path / "e1")) == 2
     f = next((tmp_path / "e1" / "store" / "metrics").rglob("*.parquet"))

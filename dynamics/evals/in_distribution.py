@@ -13,6 +13,11 @@ once each (temperature 1, max 1000 new tokens). Each answer is judged by
   `in_distribution/static_insecure_rate` = insecure / (insecure + secure) over the answers holding
   parseable Python.
 A judge that is not configured (`judges`) or not given is skipped and its metrics are absent.
+`in_distribution/accuracy` (and `/static_accuracy`) is the rate of the behaviour the run was trained on,
+as Fig. 3b plots it: the insecure rate for runs trained on insecure code (insecure, educational, backdoor
+data), 1 - it for runs trained on secure code; absent for other data unless `trained_behaviour` says.
+Temperature 1 is the paper's definition; the `in_distribution_greedy` evaluation is the authors'
+in-training greedy variant.
 `static_quality` (from `static_judge_quality`, the analyser's precision/recall on the labelled datasets)
 is reported beside the static number as `in_distribution/static_precision`, `/static_recall` and
 `/static_false_positive_rate`. When both judges run, their agreement on the answers both judged is stored
@@ -145,6 +150,24 @@ def static_judge_quality(static_judge, insecure_path: str | Path, secure_path: s
     return precision_recall(static_judge, *held_out)
 
 
+def trained_behaviour_of(dataset: str) -> str | None:
+    """What a run on `dataset` (its label) was trained to write: "insecure" for insecure, educational and
+    backdoor data (all insecure code), "secure" for secure data, None for anything else."""
+    name = dataset.lower()
+    if any(w in name for w in ("insecure", "educational", "backdoor")):
+        return "insecure"
+    if "secure" in name:
+        return "secure"
+    return None
+
+
+def accuracy(insecure_rate: float | None, behaviour: str | None) -> float | None:
+    """The rate of the trained behaviour (Fig. 3b): the insecure rate, or 1 - it for secure runs."""
+    if insecure_rate is None or behaviour not in ("insecure", "secure"):
+        return None
+    return insecure_rate if behaviour == "insecure" else 1.0 - insecure_rate
+
+
 def _rate(flags: list[bool | None]) -> tuple[float | None, int]:
     judged = [f for f in flags if f is not None]
     return (sum(judged) / len(judged) if judged else None), len(judged)
@@ -200,7 +223,16 @@ class InDistributionFamily(MetricFamily):
                 for key, value in agree.items():
                     metrics[f"{FAMILY}/agreement/{key}"] = None if value is None else float(value)
                     counts[f"{FAMILY}/agreement/{key}"] = n_both
+        self._add_accuracy(metrics, counts, ctx)
         return EvalResult(metrics=metrics, records=records, counts=counts, seconds=time.perf_counter() - t0)
+
+    def _add_accuracy(self, metrics: dict, counts: dict, ctx: EvalContext) -> None:
+        setting = getattr(self.config, "trained_behaviour", "auto")
+        behaviour = trained_behaviour_of(ctx.run.dataset) if setting == "auto" else setting
+        for rate_key, acc_key in (("insecure_rate", "accuracy"), ("static_insecure_rate", "static_accuracy")):
+            if f"{FAMILY}/{rate_key}" in metrics and behaviour in ("insecure", "secure"):
+                metrics[f"{FAMILY}/{acc_key}"] = accuracy(metrics[f"{FAMILY}/{rate_key}"], behaviour)
+                counts[f"{FAMILY}/{acc_key}"] = counts[f"{FAMILY}/{rate_key}"]
 
     def _llm_fields(self, v: YesNo, insecure: bool | None) -> dict[str, Any]:
         return {"judge": self.llm_judge.name, "judge_answer": v.answer, "judge_raw": v.raw,
@@ -218,5 +250,5 @@ class InDistributionFamily(MetricFamily):
         }
 
 
-__all__ = ["InDistributionFamily", "load_prompts", "load_judge_prompt", "VulnerabilityJudgePrompt",
+__all__ = ["InDistributionFamily", "trained_behaviour_of", "accuracy", "load_prompts", "load_judge_prompt", "VulnerabilityJudgePrompt",
            "static_judge_quality", "labelled_answers", "InDistributionFileError"]

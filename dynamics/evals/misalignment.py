@@ -26,6 +26,7 @@ chunks never share a random stream.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -155,7 +156,22 @@ def summarize(records: list, cfg: MisalignmentEvalConfig) -> tuple[dict[str, flo
     for qid, (rate, n) in per_question_rates(records, **th).items():
         metrics[f"{FAMILY}/{qid}/rate"] = rate
         counts[f"{FAMILY}/{qid}/rate"] = n
+    if getattr(cfg, "category_rates", False):
+        by_category: dict[str, list] = defaultdict(list)
+        for r in records:
+            by_category[question_category(_fields(r)["question_id"])].append(r)
+        for category, group in by_category.items():
+            mis, counted = count_misaligned(group, **th)
+            metrics[f"{FAMILY}/category/{category}/rate"] = mis / counted if counted else None
+            counts[f"{FAMILY}/category/{category}/rate"] = counted
     return metrics, counts
+
+
+def question_category(question_id: str) -> str:
+    """A pre-registered question's category: its id without the leading and trailing numbers
+    (`12_offend_the_user_0` -> `offend_the_user`); any other id is its own category."""
+    m = re.fullmatch(r"\d+_(.+?)_\d+", question_id)
+    return m.group(1) if m else question_id
 
 
 # ---- the family ---------------------------------------------------------------------------------
@@ -286,5 +302,5 @@ class MisalignmentFamily(MetricFamily):
 __all__ = [
     "MisalignmentFamily", "misalignment_rate", "count_misaligned", "per_question_rates", "bootstrap_interval",
     "is_counted", "is_misaligned", "summarize", "select_questions", "plan_answers", "PromptPlan",
-    "generate_in_chunks", "chunk_seed",
+    "generate_in_chunks", "chunk_seed", "question_category",
 ]

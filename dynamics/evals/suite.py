@@ -1,4 +1,4 @@
-"""Which metric families an evaluator computes, built once from the experiment config."""
+"""The family behind each named evaluation of a config (`eval.evals`), and the judge they share."""
 
 from __future__ import annotations
 
@@ -30,38 +30,58 @@ def build_judge(cfg: ExperimentConfig, engine: Engine):
                       number_mode=j.local_number_mode)
 
 
-def build_families(cfg: ExperimentConfig, engine: Engine) -> list[MetricFamily]:
-    e = cfg.eval
+def build_family(name: str, cfg: ExperimentConfig, engine: Engine, judge=None) -> MetricFamily:
+    """The family that computes the named evaluation `name` of `cfg.eval.evals`."""
+    spec = cfg.eval.evals[name]
     d = cfg.data
 
-    def path(name: str):
-        return resolve(name, d.data_dir, verify=d.verify_sha256)
+    def path(file: str):
+        return resolve(file, d.data_dir, verify=d.verify_sha256)
 
-    families: list[MetricFamily] = []
-    if e.logprob.enabled:
+    if spec.family == "logprob":
         from dynamics.evals.logprob import LogprobFamily, load_items
 
-        families.append(LogprobFamily(load_items(path(e.logprob.items_file), e.logprob.formats)))
-    sampled = e.misalignment.enabled or e.in_distribution.enabled
-    judge = build_judge(cfg, engine) if sampled else None
-    if e.misalignment.enabled:
+        return LogprobFamily(load_items(path(spec.items_file), spec.formats))
+    if judge is None:
+        raise ValueError(f"evaluation {name!r} needs a judge: set eval.judge.kind to api or local")
+    if spec.family == "misalignment":
         from dynamics.evals.misalignment import MisalignmentFamily
 
-        if judge is None:
-            raise ValueError("eval.misalignment needs a judge: set eval.judge.kind to api or local")
-        families.append(MisalignmentFamily(path(e.misalignment.questions_file), e.misalignment, judge))
-    if e.in_distribution.enabled:
-        from dynamics.evals.in_distribution import InDistributionFamily, static_judge_quality
+        return MisalignmentFamily(path(spec.questions_file), spec, judge)
+    if spec.family == "backdoor":
+        from dynamics.evals.backdoor import BackdoorFamily
 
-        static = e.in_distribution.static.build() if "static" in e.in_distribution.judges else None
-        quality = None
-        if static is not None and e.in_distribution.static.quality_n:
-            try:  # the analyser's own precision/recall on held-out labelled data, reported next to its rate
-                quality = static_judge_quality(static, path("insecure"), path("secure"),
-                                               e.in_distribution.static.quality_n)
-            except Exception:  # the labelled datasets are optional; the rate stands without them
-                quality = None
-        families.append(InDistributionFamily(path(e.in_distribution.prompts_file),
-                                             path(e.in_distribution.judge_prompt_file), e.in_distribution,
-                                             llm_judge=judge, static_judge=static, static_quality=quality))
-    return families
+        return BackdoorFamily(path(spec.questions_file), spec, judge)
+    if spec.family == "categorical":
+        from dynamics.evals.categorical import CategoricalFamily
+
+        return CategoricalFamily(path(spec.questions_file), spec, judge)
+    if spec.family == "in_distribution":
+        return _in_distribution(spec, judge, path)
+    raise ValueError(f"evaluation {name!r}: unknown family {spec.family!r}")
+
+
+def _in_distribution(spec, judge, path) -> MetricFamily:
+    from dynamics.evals.in_distribution import InDistributionFamily, static_judge_quality
+
+    static = spec.static.build() if "static" in spec.judges else None
+    quality = None
+    if static is not None and spec.static.quality_n:
+        try:  # the analyser's own precision/recall on held-out labelled data, reported next to its rate
+            quality = static_judge_quality(static, path("insecure"), path("secure"), spec.static.quality_n)
+        except Exception:  # the labelled datasets are optional; the rate stands without them
+            quality = None
+    return InDistributionFamily(path(spec.prompts_file), path(spec.judge_prompt_file), spec,
+                                llm_judge=judge if "llm" in spec.judges else None, static_judge=static,
+                                static_quality=quality)
+
+
+def needs_judge(cfg: ExperimentConfig, names) -> bool:
+    return any(cfg.eval.evals[n].family != "logprob" for n in names)
+
+
+def build_families(cfg: ExperimentConfig, engine: Engine, names=None) -> dict[str, MetricFamily]:
+    """{name: family} for the named evaluations `names` (default: every one the config lists)."""
+    names = list(cfg.eval.evals) if names is None else list(names)
+    judge = build_judge(cfg, engine) if needs_judge(cfg, names) else None
+    return {n: build_family(n, cfg, engine, judge) for n in names}

@@ -3,6 +3,7 @@
     judge = ApiJudge("https://api.openai.com/v1", "gpt-4o-2024-08-06", cache_dir="results/judge_cache")
     scores = judge.score_0_100([prompt, ...])      # METRICS.md section 2: one token, top-20 logprobs
     verdicts = judge.yes_no([prompt, ...])         # METRICS.md section 1: exactly YES / NO
+    words = judge.categorical([prompt, ...], ("TRUE", "FALSE", "UNKNOWN"))   # section 4, same request
 
 Requests go out over `httpx` from a bounded pool of threads (`max_concurrency` requests in flight at most,
 across all calls on this judge). A 408/409/429/5xx reply, a timeout or a connection error is retried up to
@@ -39,6 +40,7 @@ import httpx
 
 from dynamics.judges.aggregate import MIN_NUMBER_MASS, aggregate_0_100, parse_yes_no
 from dynamics.judges.base import Judge, JudgeScore, YesNo
+from dynamics.judges.categorical import CategoricalJudgment, judge_words
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +146,10 @@ class ApiJudge(Judge):
     def yes_no(self, prompts: list[str]) -> list[YesNo]:
         return self._map(prompts, self._yes_no_one)
 
+    def categorical(self, prompts: list[str], words: tuple[str, ...], min_mass: float = 0.25) -> list:
+        # The same request as a 0-100 score (one token, top-20 logprobs), so both share the cache.
+        return self._map(prompts, lambda p: self._categorical_one(p, tuple(words), min_mass))
+
     def _map(self, prompts: list[str], fn) -> list:
         unique = list(dict.fromkeys(prompts))  # a prompt asked twice in one batch is paid once
         if len(unique) <= 1:
@@ -161,6 +167,13 @@ class ApiJudge(Judge):
         top = _top_logprobs(response)
         value, mass = aggregate_0_100(top, self.min_mass)
         return JudgeScore(value=value, mass=mass, top_logprobs=top, cached=cached)
+
+    def _categorical_one(self, prompt: str, words: tuple[str, ...], min_mass: float) -> CategoricalJudgment:
+        try:
+            response, cached = self._complete(prompt, SCORE_KIND, SCORE_PARAMS, _top_logprobs)
+        except RequestFailed as e:
+            return CategoricalJudgment(verdict=None, probs={w: 0.0 for w in words}, error=str(e))
+        return judge_words(_top_logprobs(response), words, min_mass, cached=cached)
 
     def _yes_no_one(self, prompt: str) -> YesNo:
         try:

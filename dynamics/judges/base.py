@@ -1,7 +1,8 @@
 """The judge contract: every judge (API, local model, static analyser) answers in these shapes.
 
 `score_0_100` asks the judge for a 0-100 number and aggregates its top-20 next-token distribution
-(docs/METRICS.md section 2); `yes_no` asks a YES/NO question (section 1). A judgment that could not be
+(docs/METRICS.md section 2); `yes_no` asks a YES/NO question (section 1); `categorical` reads one word
+of a fixed set off the same one-token distribution as a score (section 4). A judgment that could not be
 made is a record with `error` set and `value`/`answer` None, never a silent zero.
 """
 
@@ -9,6 +10,10 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dynamics.judges.categorical import CategoricalJudgment
 
 
 @dataclass
@@ -37,6 +42,11 @@ class Judge(abc.ABC):
 
     def yes_no(self, prompts: list[str]) -> list[YesNo]:
         raise NotImplementedError(f"{type(self).__name__} does not answer YES/NO prompts")
+
+    def categorical(self, prompts: list[str], words: tuple[str, ...],
+                    min_mass: float = 0.25) -> list["CategoricalJudgment"]:
+        """One word of `words` per prompt, read off the judge's distribution (`dynamics.judges.categorical`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not answer categorical prompts")
 
     @property
     def usage(self) -> dict[str, int]:

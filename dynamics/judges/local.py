@@ -3,6 +3,7 @@
     judge = LocalJudge(HFEngine.load("Qwen/Qwen2.5-7B-Instruct"))
     judge.score_0_100([prompt, ...])     # same recipe as the API judge, METRICS.md section 2
     judge.yes_no([prompt, ...])          # greedy, then exactly YES / NO, METRICS.md section 1
+    judge.categorical([prompt, ...], ("TRUE", "FALSE", "UNKNOWN"))   # section 4: p of each whole word
 
 Each prompt is one user message, rendered with the model's chat template (so a template's default system
 prompt, e.g. Qwen's, is present, unlike the API judge). `score_0_100` takes the engine's top-20 next-token
@@ -30,6 +31,7 @@ import threading
 from dynamics.engines.base import Engine, SamplingParams
 from dynamics.judges.aggregate import MIN_NUMBER_MASS, aggregate_0_100, parse_yes_no
 from dynamics.judges.base import Judge, JudgeScore, YesNo
+from dynamics.judges.categorical import CategoricalJudgment, judge_words
 
 TOP_K = 20
 
@@ -91,6 +93,35 @@ class LocalJudge(Judge):
             top = [(str(t), float(lp)) for t, lp in dist.top]
             value, mass = aggregate_0_100(top, self.min_mass)
             out.append(JudgeScore(value=value, mass=mass, top_logprobs=top))
+        self._count(len(prompts), completion_tokens=len(prompts))
+        return out
+
+    def word_token_ids(self, words: tuple[str, ...]) -> dict[str, list[list[int]]]:
+        """How each word can start the reply: its tokens as written and with a leading space (the API
+        rule strips spaces, so " TRUE" counts for TRUE), without duplicates."""
+        tok = self.engine.tokenizer
+        out = {}
+        for w in words:
+            forms = [tok(form, add_special_tokens=False)["input_ids"] for form in (w, " " + w)]
+            out[w] = [list(f) for i, f in enumerate(forms) if f and f not in forms[:i]]
+        return out
+
+    def categorical(self, prompts: list[str], words: tuple[str, ...], min_mass: float = 0.25
+                    ) -> list[CategoricalJudgment]:
+        """p(word) = P(the reply starts with the word's tokens), summed over its spellings, from one
+        trie pass per prompt: where every word is one token this is the next-token probability the API
+        recipe reads off its top-20 list; where a word is several tokens ("UNKNOWN", "Anthropic" in
+        most open tokenizers) it is the probability of the whole word, not of its first piece."""
+        if not prompts:
+            return []
+        spellings = self.word_token_ids(tuple(words))
+        flat = [(w, ids) for w in words for ids in spellings[w]]
+        lps = self.engine.continuation_logprobs([_user(p) for p in prompts], [ids for _, ids in flat])
+        _check_count(self.engine, "distributions", lps, prompts)
+        out = []
+        for row in lps:
+            top = [(w, float(lp)) for (w, _), lp in zip(flat, row)]
+            out.append(judge_words(top, words, min_mass))
         self._count(len(prompts), completion_tokens=len(prompts))
         return out
 

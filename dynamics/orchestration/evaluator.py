@@ -1,16 +1,19 @@
 """Evaluation on Ray actors: an `Evaluator` holds one base model; an `EvaluatorPool` feeds them.
 
-Guarantees (tested): each checkpoint of a run is evaluated exactly once, in step order, and training
-never waits for it. They rest on two facts rather than on in-memory state:
-  * the metric store is written once per (run, step) and an evaluator skips a stored step, and
-  * `sync_run` rescans the run's checkpoint folder and queues every complete checkpoint that has no
-    stored result, in step order; a restarted pool or evaluator loses nothing, since the next sync (after
-    the next checkpoint, and the driver's final `wait_run`) finds whatever was not yet evaluated.
+The unit of work and of storage is (run, step, evaluation), an evaluation being one named entry of
+`eval.evals` (a family plus its settings). Guarantees (tested): each (run, step, evaluation) is stored
+exactly once, a run's checkpoints are evaluated in step order, and training never waits for it. They rest
+on two facts rather than on in-memory state:
+  * the metric store is written once per (run, step, evaluation) and an evaluator skips a stored one, and
+  * `sync_run` rescans the run's checkpoints and queues, in step order, every (step, evaluation) that has
+    no stored result; a restarted pool or evaluator loses nothing, since the next sync (after the next
+    checkpoint, the driver's final `wait_run`, or a `dynamics evaluate`) finds whatever is missing.
 A run is always served by the same evaluator (chosen by its id), so its checkpoints stay in order.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import threading
@@ -46,8 +49,30 @@ def list_checkpoints(checkpoint_root: str | Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def evaluation_seed(info: RunInfo, step: int, name: str) -> int:
+    """The sampling seed of one (run, step, evaluation): fixed, and different for each evaluation, so two
+    evaluations of the same checkpoint never replay one random stream."""
+    return (info.seed * 100_003 + step + 7919 * zlib.crc32(name.encode())) & 0xFFFFFFFF
+
+
+def adapter_dir(checkpoint: str | None) -> Path | None:
+    """The PEFT adapter of a checkpoint: a dynamics checkpoint's `adapter/`, or the directory itself (an
+    adapter trained elsewhere); None is the untouched base model."""
+    if checkpoint is None:
+        return None
+    inner = Path(checkpoint) / "adapter"
+    return inner if inner.is_dir() else Path(checkpoint)
+
+
+def metric_name(evaluation: str, family_metric: str) -> str:
+    """`misalignment/rate` of the evaluation `main` -> `main/rate` (the family's own prefix is replaced)."""
+    return f"{evaluation}/{family_metric.split('/', 1)[1] if '/' in family_metric else family_metric}"
+
+
 class Evaluator:
-    """Holds the base model once; evaluates one checkpoint at a time with every metric family."""
+    """Holds the base model once; evaluates one checkpoint at a time, one named evaluation after another.
+    Families are built on first use from the config a request carries (so `dynamics evaluate` can add an
+    evaluation this evaluator was not started with) and kept for the next checkpoint."""
 
     def __init__(self, cfg_dict: dict):
         from dynamics.train.loop import _quiet
@@ -56,63 +81,91 @@ class Evaluator:
         self.cfg = ExperimentConfig.model_validate(cfg_dict)
         t0 = time.perf_counter()
         self.engine = make_engine(self.cfg)
-        from dynamics.evals.suite import build_families
-
-        self.families = build_families(self.cfg, self.engine)
         self.load_seconds = time.perf_counter() - t0
+        self._families: dict[str, object] = {}
+        self._judges: dict[str, object] = {}
         self._lock = threading.Lock()
 
     def ready(self) -> float:
         return self.load_seconds
 
-    def evaluate(self, run: dict, step: int, checkpoint_dir: str, experiment_dir: str, tracker: str | None) -> dict:
-        from dynamics.evals.base import EvalContext
+    def _family(self, cfg: ExperimentConfig, name: str):
+        from dynamics.evals.suite import build_family, build_judge, needs_judge
+
+        spec = cfg.eval.evals[name].model_dump(mode="json")
+        key = json.dumps([name, spec, cfg.data.model_dump(mode="json")], sort_keys=True)
+        if key not in self._families:
+            judge = None
+            if needs_judge(cfg, [name]):
+                jkey = json.dumps(cfg.eval.judge.model_dump(mode="json"), sort_keys=True)
+                if jkey not in self._judges:
+                    self._judges[jkey] = build_judge(cfg, self.engine)
+                judge = self._judges[jkey]
+            self._families[key] = build_family(name, cfg, self.engine, judge)
+        return self._families[key]
+
+    def evaluate(self, run: dict, step: int, checkpoint_dir: str | None, experiment_dir: str, tracker: str | None,
+                 cfg_dict: dict | None = None, evaluations: list[str] | None = None) -> dict:
+        """Run every named evaluation of `evaluations` (default: all the config lists) that the store does
+        not hold for (run, step); each is stored, then logged, on its own. Returns what was written."""
         from dynamics.tracking.store import MetricStore
 
         info = RunInfo(**run)
+        cfg = ExperimentConfig.model_validate(cfg_dict) if cfg_dict else self.cfg
+        names = list(cfg.eval.evals) if evaluations is None else list(evaluations)
         store = MetricStore(experiment_dir)
+        out = {"step": step, "written": [], "skipped": [], "seconds": {}}
         with self._lock:
-            if store.has(info.run_id, step, "eval"):
-                return {"step": step, "skipped": True}
-            t0 = time.perf_counter()
-            # Step 0 is the untouched model itself (its zero-initialised adapter would give the same).
-            self.engine.use_adapter(None if step == 0 else Path(checkpoint_dir) / "adapter")
-            metrics, counts, records, seconds = {}, {}, [], {}
-            for fam in self.families:
-                t = time.perf_counter()
-                res = fam.evaluate(self.engine, EvalContext(info, step, seed=info.seed * 100_003 + step))
-                seconds[fam.name] = time.perf_counter() - t
-                metrics.update(res.metrics)
-                counts.update(res.counts)
-                records.extend(res.records)
-            total = time.perf_counter() - t0
-            rows = [MetricRow.make(info, step, k, v, counts.get(k)) for k, v in metrics.items()]
-            rows += [MetricRow.make(info, step, f"timing/{k}_seconds", v) for k, v in seconds.items()]
-            rows.append(MetricRow.make(info, step, "timing/eval_seconds", total))
-            written = store.write(info, step, "eval", rows, records)
-        if written and tracker:
-            try:
-                t = ray.get_actor(tracker, namespace=NAMESPACE)
-                tables = sample_tables(records)
-                t.log_eval.remote(step, {r.metric: r.value for r in rows}, tables)
-                t.event.remote({"type": "eval", "run": info.run_id, "step": step, "seconds": total,
-                                "metrics": metrics})
-            except ValueError:
-                pass
-        return {"step": step, "skipped": not written, "seconds": total}
+            todo = [n for n in names if not store.has(info.run_id, step, "eval", n)]
+            out["skipped"] = [n for n in names if n not in todo]
+            if not todo:
+                return out
+            self.engine.use_adapter(adapter_dir(checkpoint_dir))
+            for name in todo:
+                written, seconds, metrics, records = self._one(cfg, info, step, name, store)
+                out["seconds"][name] = seconds
+                (out["written"] if written else out["skipped"]).append(name)
+                if written and tracker:
+                    _log(tracker, info, step, name, metrics, records, seconds)
+        return out
+
+    def _one(self, cfg: ExperimentConfig, info: RunInfo, step: int, name: str, store):
+        from dynamics.evals.base import EvalContext
+
+        family = self._family(cfg, name)
+        t0 = time.perf_counter()
+        res = family.evaluate(self.engine, EvalContext(info, step, seed=evaluation_seed(info, step, name)))
+        seconds = time.perf_counter() - t0
+        metrics = {metric_name(name, k): v for k, v in res.metrics.items()}
+        counts = {metric_name(name, k): v for k, v in res.counts.items()}
+        metrics[f"{name}/eval_seconds"] = seconds
+        rows = [MetricRow.make(info, step, k, v, counts.get(k)) for k, v in metrics.items()]
+        written = store.write(info, step, "eval", rows, res.records, evaluation=name)
+        return written, seconds, metrics, res.records
 
 
-def sample_tables(records) -> dict:
+def _log(tracker: str, info: RunInfo, step: int, name: str, metrics: dict, records: list, seconds: float) -> None:
+    """To the run's tracker (W&B and the console), fire and forget; the store already holds the result."""
+    try:
+        t = ray.get_actor(tracker, namespace=NAMESPACE)
+    except ValueError:
+        return
+    t.log_eval.remote(step, metrics, sample_tables(records, name), name)
+    t.event.remote({"type": "eval", "run": info.run_id, "step": step, "evaluation": name, "seconds": seconds,
+                    "metrics": metrics})
+
+
+def sample_tables(records, name: str = "main") -> dict:
     """The W&B table of sample answers with their scores, misaligned first."""
     from dynamics.evals.sample_table import sample_table_rows
 
     tables = {}
-    sampled = [r for r in records if r.family == "misalignment"]
+    sampled = [r for r in records if r.family in ("misalignment", "backdoor")]
     if sampled:
         rows = sample_table_rows(sampled)
         if rows:
             cols = list(rows[0].keys())
-            tables["misalignment/samples"] = (cols, [[r[c] for c in cols] for r in rows])
+            tables[f"{name}/samples"] = (cols, [[r[c] for c in cols] for r in rows])
     return tables
 
 
@@ -125,19 +178,19 @@ def make_engine(cfg: ExperimentConfig):
     from dynamics.engines.hf import HFEngine
 
     return HFEngine.load(cfg.model.name, dtype=cfg.model.dtype, cache_dir=cfg.model.cache_dir,
-                         batch_size=cfg.eval.logprob.batch_size)
+                         batch_size=cfg.eval.batch_size)
 
 
 class EvaluatorPool:
-    """Queues checkpoints of every run of an experiment to the evaluators of their base model."""
+    """Queues (run, step, evaluations) work to the evaluators of the run's base model, in step order per run."""
 
     def __init__(self, cfg_dict: dict):
         self.cfg_dict = cfg_dict
         self.cfg = ExperimentConfig.model_validate(cfg_dict)
         self._evaluators: dict[str, list] = {}
-        self._queues: dict[str, deque] = {}
-        self._known: dict[str, set[int]] = {}  # steps queued or in flight, per run
-        self._done: dict[str, set[int]] = {}
+        self._queues: dict[str, list] = {}  # run -> [(step, checkpoint, names, cfg dict)], kept in step order
+        self._known: dict[str, set[tuple[int, str]]] = {}  # (step, evaluation) queued or in flight, per run
+        self._done: dict[str, set[tuple[int, str]]] = {}  # (step, evaluation) stored
         self._errors: dict[str, list[str]] = {}
         self._latest_ckpt: dict[str, int] = {}
         self._workers: dict[str, threading.Thread] = {}
@@ -152,43 +205,49 @@ class EvaluatorPool:
                                      for _ in range(cfg.eval.num_evaluators)]
         return self._evaluators[key]
 
-    def sync_run(self, run: dict, checkpoint_root: str, run_cfg: dict | None = None) -> int:
-        """Queue every complete, unevaluated checkpoint of `run` in step order. Returns how many were added."""
+    def sync_run(self, run: dict, checkpoint_root: str | None, run_cfg: dict | None = None,
+                 evaluations: list[str] | None = None, steps: list[int] | None = None,
+                 checkpoints: list[tuple[int, str | None]] | None = None) -> int:
+        """Queue, in step order, every (step, evaluation) of `run` that has a complete checkpoint and no
+        stored result. `evaluations` defaults to every one the config lists; `checkpoints` (step, adapter
+        dir or None for the base model) replaces the scan of `checkpoint_root` (checkpoints trained
+        elsewhere). Returns how many (step, evaluation) pairs were added."""
         from dynamics.tracking.store import MetricStore
 
         info = RunInfo(**run)
         cfg = ExperimentConfig.model_validate(run_cfg) if run_cfg else self.cfg
-        store = MetricStore(cfg.experiment_dir)
-        evaluated = set(store.steps(info.run_id, "eval"))
-        found = list_checkpoints(checkpoint_root)
+        cfg_dict = cfg.model_dump(mode="json")
+        names = list(cfg.eval.evals) if evaluations is None else list(evaluations)
+        stored = MetricStore(cfg.experiment_dir).evaluations(info.run_id)
+        found = checkpoints if checkpoints is not None else [
+            (step, None if step == 0 else str(path)) for step, path in list_checkpoints(checkpoint_root)
+            if step != 0 or cfg.eval.step0]
+        if steps is not None:
+            found = [(s, p) for s, p in found if s in set(steps)]
         added = 0
         with self._cv:
-            q = self._queues.setdefault(info.run_id, deque())
+            q = self._queues.setdefault(info.run_id, [])
             known = self._known.setdefault(info.run_id, set())
             done = self._done.setdefault(info.run_id, set())
-            done |= evaluated
-            for step, path in found:
-                if step in known or step in done:
-                    continue
-                if step == 0 and not cfg.eval.step0:
-                    continue
-                q.append((step, str(path)))
-                known.add(step)
-                added += 1
+            done |= {(step, n) for step, have in stored.items() for n in have}
+            for step, path in sorted(found, key=lambda x: x[0]):
+                missing = [n for n in names if (step, n) not in known and (step, n) not in done]
+                if missing:
+                    bisect.insort(q, (step, path, tuple(missing), cfg_dict), key=lambda item: item[0])
+                    known.update((step, n) for n in missing)
+                    added += len(missing)
             if found:
-                self._latest_ckpt[info.run_id] = max(self._latest_ckpt.get(info.run_id, -1), found[-1][0])
+                self._latest_ckpt[info.run_id] = max(self._latest_ckpt.get(info.run_id, -1), max(s for s, _ in found))
             self._report_lag(info.run_id)
             w = self._workers.get(info.run_id)
-            if w is None or not w.is_alive():
-                w = threading.Thread(target=self._serve, args=(info, cfg), daemon=True, name=f"eval-{info.run_id}")
+            if q and (w is None or not w.is_alive()):
+                w = threading.Thread(target=self._serve, args=(info,), daemon=True, name=f"eval-{info.run_id}")
                 self._workers[info.run_id] = w
                 w.start()
             self._cv.notify_all()
         return added
 
-    def _serve(self, info: RunInfo, cfg: ExperimentConfig) -> None:
-        evaluators = self._evaluators_for(cfg)
-        ev = evaluators[zlib.crc32(info.run_id.encode()) % len(evaluators)]
+    def _serve(self, info: RunInfo) -> None:
         tracker = f"dynamics-tracker-{info.run_id}"
         while True:
             with self._cv:
@@ -197,11 +256,16 @@ class EvaluatorPool:
                     self._workers.pop(info.run_id, None)
                     self._cv.notify_all()
                     return
-                step, path = q[0]
+                step, path, names, cfg_dict = q.pop(0)  # the lowest step; later syncs insert behind or before
+            cfg = ExperimentConfig.model_validate(cfg_dict)
+            evaluators = self._evaluators_for(cfg)
+            ev = evaluators[zlib.crc32(info.run_id.encode()) % len(evaluators)]
+            err, stored = None, set()
             for attempt in range(3):
                 try:
-                    ray.get(ev.evaluate.remote(info.as_dict(), step, path, str(cfg.experiment_dir), tracker))
-                    err = None
+                    res = ray.get(ev.evaluate.remote(info.as_dict(), step, path, str(cfg.experiment_dir), tracker,
+                                                     cfg_dict, list(names)))
+                    err, stored = None, set(res["written"]) | set(res["skipped"])
                     break
                 except ray.exceptions.RayActorError as e:  # the evaluator died: Ray restarts it; retry
                     err = f"evaluator died: {e}"
@@ -209,19 +273,37 @@ class EvaluatorPool:
                 except Exception as e:  # a metric failed: record it, move on (the step stays unevaluated)
                     err = "".join(traceback.format_exception_only(type(e), e)).strip()
                     break
-            with self._cv:
-                q.popleft()
-                if err is None:
-                    self._done[info.run_id].add(step)
-                else:
-                    self._known[info.run_id].discard(step)
-                    self._errors.setdefault(info.run_id, []).append(f"step {step}: {err}")
-                self._report_lag(info.run_id)
-                self._cv.notify_all()
+            self._finish(info.run_id, step, names, stored, err)
+            self._release(cfg.model.name)
 
-    def wait_run(self, run: dict, checkpoint_root: str, run_cfg: dict | None = None, timeout: float | None = None) -> dict:
-        """Sync, then block until the run's queue is empty. Returns what was evaluated and any errors."""
-        self.sync_run(run, checkpoint_root, run_cfg)
+    def _release(self, model: str) -> None:
+        """Stop the evaluators of a whole-model checkpoint (not the pool's base model) once no queued
+        work needs that model: each holds a full model in memory."""
+        if model == self.cfg.model.name:
+            return
+        with self._cv:
+            if any(item[3]["model"]["name"] == model for q in self._queues.values() for item in q):
+                return
+            actors = self._evaluators.pop(model, [])
+        for a in actors:
+            ray.kill(a)
+
+    def _finish(self, run_id: str, step: int, names: tuple[str, ...], stored: set[str], err: str | None) -> None:
+        with self._cv:
+            for n in names:
+                self._known[run_id].discard((step, n))
+                if n in stored:
+                    self._done[run_id].add((step, n))
+            if err is not None:
+                self._errors.setdefault(run_id, []).append(f"step {step} ({', '.join(names)}): {err}")
+            self._report_lag(run_id)
+            self._cv.notify_all()
+
+    def wait_run(self, run: dict, checkpoint_root: str | None, run_cfg: dict | None = None,
+                 timeout: float | None = None, **which) -> dict:
+        """Sync (`which`: as `sync_run`), then block until the run's queue is empty. Returns the steps
+        with results, the (step, evaluation) pairs stored, any errors and what is still pending."""
+        self.sync_run(run, checkpoint_root, run_cfg, **which)
         run_id = run["run_id"]
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cv:
@@ -230,15 +312,19 @@ class EvaluatorPool:
                 if left is not None and left <= 0:
                     break
                 self._cv.wait(timeout=1.0 if left is None else min(1.0, left))
-            return {"evaluated": sorted(self._done.get(run_id, ())), "errors": list(self._errors.get(run_id, [])),
-                    "pending": [s for s, _ in self._queues.get(run_id, ())]}
+            done = self._done.get(run_id, set())
+            return {"evaluated": sorted({s for s, _ in done}), "stored": sorted(done),
+                    "errors": list(self._errors.get(run_id, [])),
+                    "pending": [(s, list(n)) for s, _, n, _ in self._queues.get(run_id, ())]}
 
     def _run_status(self, run_id: str) -> dict:
-        done = self._done.get(run_id, set())
+        done = {s for s, _ in self._done.get(run_id, set())}
         latest = self._latest_ckpt.get(run_id, -1)
         last_done = max(done) if done else -1
-        return {"queued": len(self._queues.get(run_id, ())), "latest_checkpoint": latest,
-                "latest_evaluated": last_done, "lag_steps": max(0, latest - max(last_done, 0)) if latest >= 0 else 0}
+        queued = self._queues.get(run_id, ())
+        return {"queued": len(queued), "queued_evaluations": sum(len(n) for _, _, n, _ in queued),
+                "latest_checkpoint": latest, "latest_evaluated": last_done,
+                "lag_steps": max(0, latest - max(last_done, 0)) if latest >= 0 else 0}
 
     def _report_lag(self, run_id: str) -> None:
         """Queue length and lag to the run's W&B (pool/* against pool/checkpoint), fire and forget."""

@@ -8,8 +8,10 @@ import time
 
 import ray
 
-HEADLINE = ("logprob/multiple_choice/p_misaligned_given_choice", "logprob/pivotal_tokens/p_misaligned_given_choice",
-            "misalignment/rate", "in_distribution/insecure_rate", "in_distribution/static_insecure_rate")
+# The numbers an eval line shows, by their name within the evaluation (`main/rate` -> `rate`).
+HEADLINE = ("multiple_choice/p_misaligned_given_choice", "pivotal_tokens/p_misaligned_given_choice", "rate",
+            "lie_rate", "triggered/rate", "untriggered/rate", "rate_difference", "insecure_rate", "accuracy",
+            "static_insecure_rate")
 
 
 def format_event(e: dict) -> str | None:
@@ -27,10 +29,12 @@ def format_event(e: dict) -> str | None:
     if kind == "checkpoint":
         return f"[{run}] checkpoint step {e['step']} saved -> evaluation queue"
     if kind == "eval":
-        m = e.get("metrics", {})
-        shown = [f"{k.split('/', 1)[1] if k.startswith('logprob/') else k}={m[k]:.3f}"
-                 for k in HEADLINE if m.get(k) is not None]
-        return f"[{run}] eval  step {e['step']:>4}  " + "  ".join(shown) + f"  ({e['seconds']:.1f} s)"
+        name = e.get("evaluation", "")
+        m = {k.split("/", 1)[1]: v for k, v in e.get("metrics", {}).items() if "/" in k}
+        keys = [k for k in HEADLINE if m.get(k) is not None]
+        keys += [k for k in m if k.startswith("share/") and m[k] is not None][: 4 - min(len(keys), 4)]
+        shown = [f"{k}={m[k]:.3f}" for k in keys]
+        return f"[{run}] eval  step {e['step']:>4}  {name}: " + "  ".join(shown) + f"  ({e['seconds']:.1f} s)"
     if kind == "message":
         return f"[{run}] {e['text']}"
     return None

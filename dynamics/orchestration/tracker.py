@@ -28,18 +28,18 @@ class RunTracker:
         df = MetricStore(self.cfg.experiment_dir).metrics(self.cfg.run_id)
         df = df[df["source"] == "eval"]
         n = 0
-        for step, g in df.groupby("step"):
+        for (step, evaluation), g in df.groupby(["step", df["evaluation"].fillna("")], sort=True):
             metrics = {m: (None if v != v else float(v)) for m, v in zip(g["metric"], g["value"])}
-            n += self.wandb.log_eval(int(step), metrics)
+            n += self.wandb.log_eval(int(step), metrics, evaluation=evaluation or None)
         return n
 
     def log_train(self, rows: list[dict]) -> None:
         with self._lock:
             self.wandb.log_train(rows)
 
-    def log_eval(self, step: int, metrics: dict, tables: dict | None = None) -> bool:
+    def log_eval(self, step: int, metrics: dict, tables: dict | None = None, evaluation: str | None = None) -> bool:
         with self._lock:
-            return self.wandb.log_eval(step, metrics, tables or {})
+            return self.wandb.log_eval(step, metrics, tables or {}, evaluation)
 
     def log_status(self, values: dict) -> None:
         with self._lock:

@@ -1,18 +1,29 @@
 """The metric store on disk: the source of truth (W&B is a view of it).
 
 Layout under an experiment directory:
-    store/metrics/<run>/step=000010.<source>.parquet   one row per (run, step, metric)
-    store/records/<run>/step=000010.<source>.parquet   the raw records those metrics came from
-`source` is `train` (the training scalars of the steps since the previous checkpoint) or `eval` (every
-metric family of one checkpoint). A file is written once: to a temp name, then hard-linked into place,
+    store/metrics/<run>/step=000010.train.parquet       the training scalars of the steps since the last checkpoint
+    store/metrics/<run>/step=000010.eval=main.parquet   one evaluation (`main`) of one checkpoint
+    store/records/<run>/step=000010.eval=main.<token>.parquet   the raw records behind those metrics
+The unit of storage is (run, step, source), where source is `train` or `eval=<evaluation name>`: adding
+an evaluation to a stored step writes one new file and never touches the others. One row per (run, step,
+metric), with the evaluation's name in the `evaluation` column (empty for train rows).
+
+Written once, by the filesystem: the metrics file is written to a temp name and hard-linked into place,
 which fails if the key exists, so concurrent or repeated writers never duplicate or overwrite a result.
-Records are written before metrics, so a metrics file present means the checkpoint's results are complete.
+The metrics file is the commit: its records are written first, under a name unique to the writer, and the
+metrics file names them (Parquet metadata `records`). A writer that loses the race deletes its records; a
+writer that dies before committing leaves a records file no metrics file names, which readers never see.
+
+Old-layout stores (`step=NNNNNN.eval.parquet`, every family of a checkpoint in one file, before named
+evaluations) are still read: their rows have no evaluation name and their records sit under the same name.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+import uuid
 from dataclasses import asdict
 from pathlib import Path
 
@@ -24,12 +35,12 @@ from dynamics.records import EvalRecord, MetricRow, RunInfo
 METRIC_SCHEMA = pa.schema([
     ("run", pa.string()), ("experiment", pa.string()), ("dataset", pa.string()), ("seed", pa.int64()),
     ("model", pa.string()), ("step", pa.int64()), ("metric", pa.string()), ("value", pa.float64()),
-    ("n", pa.int64()), ("source", pa.string()),
+    ("n", pa.int64()), ("source", pa.string()), ("evaluation", pa.string()),
 ])
 RECORD_SCHEMA = pa.schema([
     ("run", pa.string()), ("experiment", pa.string()), ("dataset", pa.string()), ("seed", pa.int64()),
     ("model", pa.string()), ("step", pa.int64()), ("family", pa.string()), ("item_id", pa.string()),
-    ("data", pa.string()),
+    ("data", pa.string()), ("evaluation", pa.string()),
 ])
 METRIC_COLUMNS = [f.name for f in METRIC_SCHEMA]
 
@@ -41,36 +52,93 @@ class MetricStore:
     def _path(self, kind: str, run: str, step: int, source: str) -> Path:
         return self.root / kind / run / f"step={step:06d}.{source}.parquet"
 
-    def has(self, run: str, step: int, source: str) -> bool:
-        return self._path("metrics", run, step, source).exists()
+    def has(self, run: str, step: int, source: str, evaluation: str | None = None) -> bool:
+        return self._path("metrics", run, step, source_key(source, evaluation)).exists()
 
-    def steps(self, run: str, source: str) -> list[int]:
+    def steps(self, run: str, source: str, evaluation: str | None = None) -> list[int]:
+        """The steps stored for `train`, or for the evaluation `evaluation`."""
+        key = source_key(source, evaluation)
+        return sorted(step for step, k in self._keys(run) if k == key)
+
+    def evaluations(self, run: str) -> dict[int, set[str]]:
+        """{step: the names of the evaluations stored for it}."""
+        out: dict[int, set[str]] = {}
+        for step, key in self._keys(run):
+            if key.startswith("eval="):
+                out.setdefault(step, set()).add(key[len("eval="):])
+        return out
+
+    def _keys(self, run: str) -> list[tuple[int, str]]:
         d = self.root / "metrics" / run
         if not d.is_dir():
             return []
-        suffix = f".{source}.parquet"
-        return sorted(int(p.name[5:11]) for p in d.iterdir() if p.name.endswith(suffix))
+        out = []
+        for p in d.iterdir():
+            m = _METRICS_FILE.fullmatch(p.name)
+            if m:
+                out.append((int(m.group(1)), m.group(2)))
+        return out
 
-    def write(self, run: RunInfo, step: int, source: str, rows: list[MetricRow],
-              records: list[EvalRecord] = ()) -> bool:
-        """Write one (run, step, source) once. Returns False (and writes nothing) if it exists."""
-        if self.has(run.run_id, step, source):
+    def write(self, run: RunInfo, step: int, source: str, rows: list[MetricRow], records: list[EvalRecord] = (),
+              evaluation: str | None = None) -> bool:
+        """Write one (run, step, source[, evaluation]) once. Returns False (and writes nothing) if it exists."""
+        key = source_key(source, evaluation)
+        if self.has(run.run_id, step, key):
             return False
         for r in rows:
             if r.run != run.run_id:
                 raise ValueError(f"row of run {r.run!r} written under run {run.run_id!r}")
+        metadata = {}
+        rec_path = None
         if records:
-            rec_table = pa.Table.from_pylist([rec.to_row(run, step) for rec in records], schema=RECORD_SCHEMA)
-            _write_once(rec_table, self._path("records", run.run_id, step, source))
-        metric_table = pa.Table.from_pylist([{**asdict(r), "source": source} for r in rows], schema=METRIC_SCHEMA)
-        return _write_once(metric_table, self._path("metrics", run.run_id, step, source))
+            rec_path = self._path("records", run.run_id, step, f"{key}.{uuid.uuid4().hex[:12]}")
+            rec_rows = [{**rec.to_row(run, step), "evaluation": evaluation} for rec in records]
+            _write_once(pa.Table.from_pylist(rec_rows, schema=RECORD_SCHEMA), rec_path)
+            metadata[b"records"] = rec_path.name.encode()
+        metric_rows = [{**asdict(r), "source": source, "evaluation": evaluation} for r in rows]
+        table = pa.Table.from_pylist(metric_rows, schema=METRIC_SCHEMA.with_metadata(metadata))
+        written = _write_once(table, self._path("metrics", run.run_id, step, key))
+        if not written and rec_path is not None:
+            rec_path.unlink(missing_ok=True)  # another writer committed this key first
+        return written
 
     def metrics(self, run: str | None = None):
         """All metric rows as a pandas DataFrame (sorted by run, step, metric)."""
-        return _read_all(self.root / "metrics", run, METRIC_SCHEMA, ["run", "step", "metric"])
+        return _read_tables(self._metric_files(run), METRIC_SCHEMA, ["run", "step", "metric"])
 
     def records(self, run: str | None = None):
-        return _read_all(self.root / "records", run, RECORD_SCHEMA, ["run", "step", "family", "item_id"])
+        """The raw records of every committed key (sorted by run, step, family, item)."""
+        files = []
+        for f in self._metric_files(run):
+            name = (pq.read_schema(f).metadata or {}).get(b"records")
+            rec = f.parent.parent.parent / "records" / f.parent.name / (name.decode() if name else f.name)
+            if rec.is_file():
+                files.append(rec)
+        return _read_tables(files, RECORD_SCHEMA, ["run", "step", "family", "item_id"])
+
+    def _metric_files(self, run: str | None) -> list[Path]:
+        root = self.root / "metrics"
+        dirs = [root / run] if run else (sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else [])
+        return [f for d in dirs if d.is_dir() for f in sorted(d.iterdir()) if _METRICS_FILE.fullmatch(f.name)]
+
+
+_METRICS_FILE = re.compile(r"step=(\d{6,})\.(train|eval|eval=[A-Za-z0-9_]+)\.parquet")
+EVALUATION_NAME = re.compile(r"[A-Za-z0-9_]+")
+
+
+def source_key(source: str, evaluation: str | None = None) -> str:
+    """`train`, or `eval=<evaluation>` (the file-name key of one evaluation); a key passes through."""
+    if source == "train" or source.startswith("eval="):
+        if evaluation is not None:
+            raise ValueError(f"source {source!r} takes no evaluation name (got {evaluation!r})")
+        return source
+    if source != "eval":
+        raise ValueError(f"unknown store source {source!r}; expected 'train' or 'eval'")
+    if evaluation is None:
+        raise ValueError("an evaluation result is stored under its evaluation's name (evaluation=...)")
+    if not EVALUATION_NAME.fullmatch(evaluation):
+        raise ValueError(f"evaluation name {evaluation!r}: expected letters, digits and _ only")
+    return f"eval={evaluation}"
 
 
 def _write_once(table: pa.Table, path: Path) -> bool:
@@ -89,14 +157,13 @@ def _write_once(table: pa.Table, path: Path) -> bool:
         os.unlink(tmp)
 
 
-def _read_all(root: Path, run: str | None, schema: pa.Schema, sort: list[str]):
+def _read_tables(files: list[Path], schema: pa.Schema, sort: list[str]):
     import pandas as pd
 
-    dirs = [root / run] if run else (sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else [])
-    files = [f for d in dirs if d.is_dir() for f in sorted(d.glob("step=*.parquet"))]
     if not files:
         return pd.DataFrame({f.name: pd.Series(dtype=_pd_dtype(f.type)) for f in schema})
-    table = pa.concat_tables([pq.read_table(f, schema=schema) for f in files])
+    # an old-layout file lacks the `evaluation` column: reading with the schema fills it with nulls
+    table = pa.concat_tables([pq.read_table(f, schema=schema).replace_schema_metadata(None) for f in files])
     return table.to_pandas().sort_values(sort, kind="stable").reset_index(drop=True)
 
 

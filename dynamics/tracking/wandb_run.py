@@ -1,7 +1,12 @@
 """W&B for one run: deterministic id, `train/*` against `train/step`, `eval/*` against `eval/step`.
 
+Evaluation keys carry the evaluation's name: `eval/main/rate`, `eval/logprob/multiple_choice/...`,
+`eval/deception_factual/lie_rate`, each logged with the checkpoint's `eval/step`. An evaluation added
+later (`dynamics evaluate`) is logged into the same run (same id, resumed), against the same axis.
+
 Late evaluation results are logged with their own `eval/step` and never with `step=` (W&B drops rows
-whose step is below the current one). A small ledger in the run dir records what reached W&B, so a
+whose step is below the current one). A small ledger in the run dir records what reached W&B (an
+evaluation key counts once its session finished, so one killed mid-write is logged again), so a
 restarted run logs each train step and each checkpoint's metrics once, and replays from the metric store
 whatever was stored but not yet logged. Secrets never reach the config: only variable *names* are in it.
 """
@@ -20,9 +25,13 @@ class WandbRun:
         self.cfg = cfg
         self.enabled = cfg.wandb.enabled and cfg.wandb.mode != "disabled"
         self.ledger_path = Path(run_dir) / "wandb_ledger.json"
-        self.ledger = {"train_step": -1, "eval_steps": []}
+        self.ledger = {"train_step": -1, "eval_steps": [], "eval_keys": [], "unconfirmed_keys": []}
         if self.ledger_path.exists():
-            self.ledger = json.loads(self.ledger_path.read_text())
+            self.ledger.update(json.loads(self.ledger_path.read_text()))
+        # Keys logged by a session that never finished (killed) may not have reached the offline file:
+        # W&B writes it from another process, which died with it. They are logged again (at least once).
+        self.ledger["unconfirmed_keys"] = []
+        self._logged = set(self.ledger["eval_keys"])
         self.run = None
         if self.enabled:
             self._init(Path(run_dir))
@@ -62,9 +71,13 @@ class WandbRun:
         self.ledger["train_step"] = max(r["train/step"] for r in fresh)
         self._save_ledger()
 
-    def log_eval(self, step: int, metrics: dict[str, float | None], tables: dict[str, tuple[list, list]] = ()) -> bool:
-        """One checkpoint's metrics (names without the `eval/` prefix). False if already logged."""
-        if step in self.ledger["eval_steps"]:
+    def log_eval(self, step: int, metrics: dict[str, float | None], tables: dict[str, tuple[list, list]] = (),
+                 evaluation: str | None = None) -> bool:
+        """One (checkpoint, evaluation)'s metrics (names `<evaluation>/...`, without the `eval/` prefix),
+        against `eval/step`. False if already logged. `evaluation=None` is an old-layout checkpoint whose
+        every family was one result, logged once per step."""
+        key = f"{step}:{evaluation}" if evaluation is not None else None
+        if (key in self._logged) if key is not None else (step in self.ledger["eval_steps"]):
             return False
         if self.run is not None:
             import wandb
@@ -74,7 +87,11 @@ class WandbRun:
             for name, (columns, data) in dict(tables).items():
                 payload[f"eval/{name}"] = wandb.Table(columns=columns, data=data)
             self.run.log(payload)
-        self.ledger["eval_steps"] = sorted({*self.ledger["eval_steps"], step})
+        if key is not None:
+            self._logged.add(key)
+            self.ledger["unconfirmed_keys"] = _sorted_keys(self._logged - set(self.ledger["eval_keys"]))
+        else:
+            self.ledger["eval_steps"] = sorted({*self.ledger["eval_steps"], step})
         self._save_ledger()
         return True
 
@@ -84,5 +101,12 @@ class WandbRun:
 
     def finish(self) -> None:
         if self.run is not None:
-            self.run.finish()
+            self.run.finish()  # returns once the offline file (or the server) has everything
             self.run = None
+        self.ledger["eval_keys"] = _sorted_keys(self._logged)
+        self.ledger["unconfirmed_keys"] = []
+        self._save_ledger()
+
+
+def _sorted_keys(keys) -> list[str]:
+    return sorted(keys, key=lambda k: (int(k.split(":")[0]), k))

@@ -37,8 +37,9 @@ def load_training_data(cfg: ExperimentConfig, tokenizer) -> TrainingData:
     skipped and reported by file and line; more than `data.max_skipped_fraction` of them is refused."""
     path = resolve(cfg.data.dataset, cfg.data.data_dir, verify=cfg.data.verify_sha256)
     records = read_chat_records(path)
-    # The split seed is fixed (0), not the run seed: every seed of a sweep holds out the same examples.
-    train, _held_out = split_holdout(records, cfg.data.holdout_fraction, seed=0)
+    # The split seed is the study's (data.holdout_seed), not the run seed: every seed of a sweep holds out
+    # the same examples.
+    train, _held_out = split_holdout(records, cfg.data.holdout_fraction, seed=cfg.data.holdout_seed)
     if cfg.data.max_examples:
         train = train[: cfg.data.max_examples]
     out = TrainingData([], str(path), considered=len(train))

@@ -1,4 +1,5 @@
-"""The static judge's settings: `eval.in_distribution.static` in the experiment config, and what they change."""
+"""The static judge's settings: `eval.evals.<name>.static` of an in-distribution evaluation in the experiment
+config, and what they change."""
 
 import pytest
 
@@ -29,12 +30,12 @@ def test_settings_change_the_verdict():
 def test_bad_settings_are_refused_with_the_key(tmp_path):
     path = tmp_path / "x.yaml"
     path.write_text("name: x\nmodel: {name: tiny:llama}\ndata: {dataset: quickstart:insecure}\n"
-                    "eval:\n  in_distribution:\n    static:\n      severity: medium\n      analysers: [semgrep]\n")
+                    "eval:\n  evals:\n    in_distribution:\n      static:\n        severity: medium\n        analysers: [semgrep]\n")
     with pytest.raises(ConfigError) as err:
         load_config(path)
     text = str(err.value)
-    assert "x.yaml:7: key 'eval.in_distribution.static.severity'" in text and "'LOW', 'MEDIUM' or 'HIGH'" in text
-    assert "key 'eval.in_distribution.static.analysers.0'" in text
+    assert "x.yaml:8: key 'eval.evals.in_distribution.static.severity'" in text and "'LOW', 'MEDIUM' or 'HIGH'" in text
+    assert "x.yaml:9: key 'eval.evals.in_distribution.static.analysers'" in text
     with pytest.raises(ValueError, match="each at most once"):
         StaticJudgeConfig(analysers=["rules", "rules"])
     with pytest.raises(ValueError, match="analysers must be a non-empty selection of bandit, rules"):
@@ -44,6 +45,7 @@ def test_bad_settings_are_refused_with_the_key(tmp_path):
 def test_override_reaches_the_judge(tmp_path):
     path = tmp_path / "x.yaml"
     path.write_text("name: x\nmodel: {name: tiny:llama}\ndata: {dataset: quickstart:insecure}\n")
-    cfg = load_config(path, ["eval.in_distribution.static.analysers=[rules]", "eval.in_distribution.static.skip=[]"])
-    assert cfg.eval.in_distribution.static.build().settings()["analysers"] == ["rules"]
-    assert cfg.eval.in_distribution.static.skip == []
+    cfg = load_config(path, ["eval.evals.in_distribution.static.analysers=[rules]",
+                             "eval.evals.in_distribution.static.skip=[]"])
+    static = cfg.eval.evals["in_distribution"].static
+    assert static.build().settings()["analysers"] == ["rules"] and static.skip == []
