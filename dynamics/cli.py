@@ -1,4 +1,4 @@
-"""`dynamics run | sweep | evaluate | metrics | report | datasets`."""
+"""`dynamics run | sweep | evaluate | metrics | compare | report | dashboard | datasets`."""
 
 from __future__ import annotations
 
@@ -98,6 +98,22 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from dynamics.analysis.compare import compare, write_compare
+
+    try:
+        result = compare(args.results_dir, by=args.by, alpha=args.alpha, max_resamples=args.resamples,
+                         include_adapter=not args.no_adapter)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else Path(args.results_dir) / "compare"
+    write_compare(result, out)
+    print("\n".join(result.summary()))
+    print(f"tables: {out}/{{curves,tests,divergence,onsets}}.{{parquet,csv}}")
+    return 0
+
+
 def cmd_datasets(args) -> int:
     from dynamics.data.registry import QUICKSTART, REGISTRY, resolve
 
@@ -144,6 +160,15 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("results_dir")
     s.add_argument("--out")
     s.set_defaults(fn=cmd_report)
+    s = sub.add_parser("compare", help="when do groups of runs separate: statistics over seeds, per metric")
+    s.add_argument("results_dir")
+    s.add_argument("--by", default="data.dataset", help="a config key that differs between runs (default: dataset)")
+    s.add_argument("--alpha", type=float, default=0.05, help="family-wise error rate over steps (default 0.05)")
+    s.add_argument("--resamples", type=int, default=9999,
+                   help="relabellings drawn when there are more (default 9999; fewer are enumerated, exact)")
+    s.add_argument("--no-adapter", action="store_true", help="skip the adapter trajectory (cos_final, PCA)")
+    s.add_argument("--out", help="output dir (default: <results_dir>/compare)")
+    s.set_defaults(fn=cmd_compare)
     s = sub.add_parser("datasets", help="list the data registry and where each file resolves")
     s.add_argument("--data-dir")
     s.set_defaults(fn=cmd_datasets)
