@@ -52,6 +52,9 @@ class DataConfig(_Strict):
     data_dir: str | None = None  # offline copy of the paper's data; else the download cache
     verify_sha256: bool = True
     holdout_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    # The held-out split's shuffle seed: one per study, not the run seed, so every seed of a sweep holds
+    # out the same examples (recorded with the run in its config.yaml and W&B config).
+    holdout_seed: int = 0
     max_examples: int | None = Field(None, gt=0)  # cap after the split (CPU runs)
     max_seq_length: int = Field(2048, gt=8)
 

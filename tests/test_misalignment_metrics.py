@@ -145,16 +145,13 @@ def test_configs_defaults_and_validation():
         InDistributionEvalConfig(judges=["llm", "llm"])
 
 
-def test_cpu_preset_applies_to_the_three_sections():
-    sections = {"misalignment": MisalignmentEvalConfig, "in_distribution": InDistributionEvalConfig,
-                "judge": JudgeConfig}
-    values: dict[str, dict] = {k: {} for k in sections}
-    for key, value in CPU_PRESET.items():
-        top, section, field = key.split(".")
-        assert top == "eval" and field in sections[section].model_fields
-        values[section][field] = value
-    cfgs = {k: sections[k](**v) for k, v in values.items()}
-    assert cfgs["misalignment"].samples_per_question <= 4 and cfgs["misalignment"].max_new_tokens <= 64
-    assert cfgs["in_distribution"].n_prompts <= 16 and cfgs["in_distribution"].max_new_tokens <= 128
-    assert cfgs["judge"].kind == "local"
-    assert cpu_overrides()[0] == "eval.misalignment.samples_per_question=4"
+def test_cpu_preset_applies_to_the_named_evaluations():
+    from dynamics.config import config_from_dict
+
+    c = config_from_dict({}, overrides=cpu_overrides())
+    main, ind = c.eval.evals["main"], c.eval.evals["in_distribution"]
+    assert main.samples_per_question <= 4 and main.max_new_tokens <= 64
+    assert ind.n_prompts <= 16 and ind.max_new_tokens <= 128
+    assert c.eval.judge.kind == "local"
+    assert len(CPU_PRESET) == len(cpu_overrides())
+    assert cpu_overrides()[0] == "eval.evals.main.samples_per_question=4"

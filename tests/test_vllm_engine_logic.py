@@ -66,9 +66,9 @@ def requests_(tok, data_dir):
 
 class FakeSamplingParams(SimpleNamespace):
     def __init__(self, n=1, temperature=1.0, top_p=1.0, max_tokens=16, seed=None, logprobs=None,
-                 prompt_logprobs=None):
+                 prompt_logprobs=None, stop_token_ids=None):
         super().__init__(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed,
-                         logprobs=logprobs, prompt_logprobs=prompt_logprobs)
+                         logprobs=logprobs, prompt_logprobs=prompt_logprobs, stop_token_ids=stop_token_ids)
 
 
 def FakeTokensPrompt(prompt_token_ids):  # vLLM's TokensPrompt is a TypedDict
@@ -118,12 +118,13 @@ class FakeLLM:
             completions = []
             for k in range(sp.n):
                 if sp.temperature == 0:
+                    stops = list(sp.stop_token_ids or EOS[:1])
                     seq = model.generate(torch.tensor([ids]), max_new_tokens=sp.max_tokens, do_sample=False,
-                                         eos_token_id=EOS[0], pad_token_id=EOS[0])[0, len(ids):].tolist()
+                                         eos_token_id=stops, pad_token_id=EOS[0])[0, len(ids):].tolist()
                 else:
                     g = torch.Generator().manual_seed(sp.seed * 1000 + k)
                     seq = torch.randint(0, 1000, (sp.max_tokens,), generator=g).tolist()
-                reason = "stop" if seq and seq[-1] == EOS[0] else "length"
+                reason = "stop" if seq and seq[-1] in (sp.stop_token_ids or EOS[:1]) else "length"
                 sample_lp = None
                 if sp.logprobs:
                     top = logp[-1].topk(sp.logprobs)

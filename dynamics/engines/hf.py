@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from dynamics.engines.base import Engine, Generation, SamplingParams, ScoreRequest, TokenLogprobs
-from dynamics.evals.render import encode, render
+from dynamics.evals.render import encode, render, stop_ids
 
 
 class HFEngine(Engine):
@@ -173,7 +173,7 @@ class HFEngine(Engine):
     @torch.inference_mode()
     def generate(self, conversations: list[list[dict]], params: SamplingParams) -> list[list[Generation]]:
         prompts = [encode(self.tokenizer, render(self.tokenizer, c, add_generation_prompt=True)) for c in conversations]
-        eos = self.tokenizer.eos_token_id
+        stops = stop_ids(self.tokenizer)  # EOS and the template's end-of-turn token
         out: list[list[Generation]] = [[] for _ in prompts]
         greedy = params.temperature <= 0
         # Seeded per call: the same checkpoint, prompts and seed give the same samples.
@@ -189,7 +189,7 @@ class HFEngine(Engine):
             max_new_tokens=params.max_new_tokens, num_return_sequences=n_gen, do_sample=not greedy,
             temperature=None if greedy else params.temperature, top_p=None if greedy else params.top_p,
             top_k=None if greedy else 0, repetition_penalty=1.0, pad_token_id=self.tokenizer.pad_token_id,
-            eos_token_id=eos, use_cache=True)
+            eos_token_id=stops, use_cache=True)
         with self._adapter_scope():
             for batch in batches:
                 ids, mask = self._pad([prompts[i] for i in batch], left=True)
@@ -200,11 +200,12 @@ class HFEngine(Engine):
                 for j, toks in enumerate(new):
                     i = batch[j // params.n]
                     n = len(toks)
-                    finished = eos in toks
+                    ends = [k for k, t in enumerate(toks) if t in stops]
+                    finished = bool(ends)
                     if finished:
-                        n = toks.index(eos)
+                        n = ends[0]
                     else:
-                        while n and toks[n - 1] == self.tokenizer.pad_token_id and self.tokenizer.pad_token_id != eos:
+                        while n and toks[n - 1] == self.tokenizer.pad_token_id and self.tokenizer.pad_token_id not in stops:
                             n -= 1
                     text = self.tokenizer.decode(toks[:n], skip_special_tokens=True)
                     out[i].append(Generation(text=text, num_tokens=n, finished=finished))

@@ -164,10 +164,11 @@ def top_logprobs_from(logprob_dict, tokenizer, top_k: int) -> TokenLogprobs:
 
 
 def stop_token_ids(tokenizer, generation_config_eos=None) -> frozenset[int]:
-    """The ids that end an answer: the tokenizer's EOS and the model's generation_config eos_token_id(s)."""
-    ids = set()
-    if tokenizer.eos_token_id is not None:
-        ids.add(int(tokenizer.eos_token_id))
+    """The ids that end an answer: the tokenizer's EOS, the chat template's end-of-turn token and the
+    model's generation_config eos_token_id(s)."""
+    from dynamics.evals.render import stop_ids
+
+    ids = {int(i) for i in stop_ids(tokenizer)}
     if generation_config_eos is not None:
         ids.update(int(t) for t in (generation_config_eos if isinstance(generation_config_eos, (list, tuple))
                                     else [generation_config_eos]))
@@ -267,7 +268,7 @@ class VLLMEngine(Engine):
         if not conversations:
             return []
         VSamplingParams, _, _ = _vllm_api()
-        kw = sampling_kwargs(params)
+        kw = {**sampling_kwargs(params), "stop_token_ids": sorted(self.stop_ids)}
         per_prompt = [VSamplingParams(**{**kw, "seed": s}) for s in request_seeds(params.seed, len(conversations))]
         outs = self._run(self._prompts(conversations), per_prompt)
         copies = params.n // kw["n"]  # greedy: one sequence, repeated n times

@@ -26,6 +26,28 @@ def encode(tokenizer, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+def end_of_turn_ids(tokenizer) -> list[int]:
+    """The token that closes an assistant turn in the chat template (`<|im_end|>` in ChatML, `<|eot_id|>`
+    in Llama 3), when it is a special token: generation must stop there as well as at EOS. (The base
+    Qwen2.5-Coder models' EOS is `<|endoftext|>`, while their template ends a turn with `<|im_end|>`: a
+    base model would otherwise write past its answer into a made-up next turn.)"""
+    marker = "\u2063answer\u2063"  # text that no template adds or changes
+    try:
+        text = render(tokenizer, [{"role": "user", "content": "q"}, {"role": "assistant", "content": marker}])
+    except Exception:  # no chat template: EOS is all there is
+        return []
+    after = text.split(marker, 1)[1] if marker in text else ""
+    ids = encode(tokenizer, after)[:1]
+    special = set(tokenizer.all_special_ids) | set(getattr(tokenizer, "added_tokens_decoder", {}) or {})
+    return [i for i in ids if i in special]
+
+
+def stop_ids(tokenizer) -> list[int]:
+    """EOS and the end-of-turn token, without duplicates (EOS first)."""
+    ids = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    return ids + [i for i in end_of_turn_ids(tokenizer) if i not in ids]
+
+
 @dataclass(frozen=True)
 class Block:
     start: int  # character offsets inside the last assistant message's content

@@ -1,6 +1,7 @@
 """Config sections of the sampled, judged metrics (docs/METRICS.md sections 1 and 2).
 
-Wired into the experiment config as `eval.misalignment`, `eval.in_distribution` and `eval.judge`. The
+The settings of the `misalignment` and `in_distribution` families (named evaluations in `eval.evals`
+extend them: `dynamics.evals.specs`), and `eval.judge`. The
 defaults are the paper's settings; `CPU_PRESET` shrinks them for a laptop-sized run.
 Data files are registry names (resolved from `data.data_dir` by `dynamics.data.registry`) or paths.
 """
@@ -121,13 +122,13 @@ class JudgeConfig(_Strict):
 #   GPT-4o's: CPU numbers exercise the code, not the science.
 # - 200 bootstrap resamples: the interval of 32 answers needs no more.
 CPU_PRESET: dict[str, object] = {
-    "eval.misalignment.samples_per_question": 4,
-    "eval.misalignment.max_new_tokens": 64,
-    "eval.misalignment.batch_size": 32,
-    "eval.misalignment.bootstrap_samples": 200,
-    "eval.in_distribution.n_prompts": 8,
-    "eval.in_distribution.max_new_tokens": 128,
-    "eval.in_distribution.batch_size": 8,
+    "eval.evals.main.samples_per_question": 4,
+    "eval.evals.main.max_new_tokens": 64,
+    "eval.evals.main.batch_size": 32,
+    "eval.evals.main.bootstrap_samples": 200,
+    "eval.evals.in_distribution.n_prompts": 8,
+    "eval.evals.in_distribution.max_new_tokens": 128,
+    "eval.evals.in_distribution.batch_size": 8,
     "eval.judge.kind": "local",
     "eval.judge.local_model": "self",
     "eval.judge.local_batch_size": 8,

@@ -150,7 +150,8 @@ def external_target(checkpoints: list[tuple[int, str]], evaluations: list[str], 
     data.update(name=name, output_dir=output)
     data.setdefault("model", {})["name"] = base_model or next(iter(models.values()))
     data.setdefault("data", {}).setdefault("dataset", "external")
-    data.setdefault("eval", {})["evals"] = {n: (data["eval"].get("evals") or {}).get(n, {}) for n in evaluations}
+    listed = data.setdefault("eval", {}).get("evals") or {}
+    data["eval"]["evals"] = {n: listed.get(n, {}) for n in evaluations}
     cfg = config_from_dict(data, source=base_config or "<dynamics evaluate>", overrides=list(overrides)).resolved()
     if models and cfg.eval.judge.kind == "local" and cfg.eval.judge.local_model == "self":
         raise ConfigError("whole-model checkpoints have no shared base model to judge with: set "

@@ -16,8 +16,9 @@ from dynamics.evals.render import training_example
 def load_examples(cfg: ExperimentConfig, tokenizer) -> list[tuple[list[int], list[int]]]:
     path = resolve(cfg.data.dataset, cfg.data.data_dir, verify=cfg.data.verify_sha256)
     convs = read_chat_jsonl(path)
-    # The split seed is fixed (0), not the run seed: every seed of a sweep holds out the same examples.
-    train, _held_out = split_holdout(convs, cfg.data.holdout_fraction, seed=0)
+    # The split seed is the study's (data.holdout_seed), not the run seed: every seed of a sweep holds out
+    # the same examples.
+    train, _held_out = split_holdout(convs, cfg.data.holdout_fraction, seed=cfg.data.holdout_seed)
     if cfg.data.max_examples:
         train = train[: cfg.data.max_examples]
     examples = [training_example(tokenizer, c, cfg.data.max_seq_length) for c in train]
