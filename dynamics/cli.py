@@ -26,8 +26,11 @@ def cmd_run(args) -> int:
     if args.report:
         from dynamics.report import write_report
 
+        from dynamics.report_html import write_html_report
+
         files = write_report(cfg.experiment_dir, cfg.experiment_dir / "figures")
-        print(f"figures: {len(files)} PNG files in {cfg.experiment_dir / 'figures'}")
+        page = write_html_report(cfg.experiment_dir, cfg.experiment_dir / "figures" / "report.html")
+        print(f"figures: {len(files)} PNG files and {page.name} in {cfg.experiment_dir / 'figures'}")
     return 0
 
 
@@ -91,10 +94,13 @@ def cmd_metrics(args) -> int:
 def cmd_report(args) -> int:
     from dynamics.report import write_report
 
+    from dynamics.report_html import write_html_report
+
     out = Path(args.out) if args.out else Path(args.results_dir) / "figures"
     files = write_report(args.results_dir, out)
     for f in files:
         print(f)
+    print(write_html_report(args.results_dir, out / "report.html"))
     return 0
 
 
@@ -156,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("results_dir")
     s.add_argument("--metric", help="only metrics whose name contains this")
     s.set_defaults(fn=cmd_metrics)
-    s = sub.add_parser("report", help="write the dynamics figures as PNG")
+    s = sub.add_parser("report", help="write the dynamics figures (PNG) and one self-contained HTML page")
     s.add_argument("results_dir")
     s.add_argument("--out")
     s.set_defaults(fn=cmd_report)

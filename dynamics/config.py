@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from dynamics.analysis.config import AnalysisConfig
 from dynamics.evals.presets import expand
 from dynamics.evals.sampled_config import JudgeConfig
 from dynamics.evals.specs import SPEC_CLASSES, UNJUDGED_FAMILIES, EvalSpec
@@ -178,6 +179,7 @@ class ExperimentConfig(_Strict):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     wandb: WandbConfig = Field(default_factory=WandbConfig)
     sweep: SweepConfig = Field(default_factory=SweepConfig)
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)  # figures' reference step, alert rules
 
     @field_validator("name")
     @classmethod

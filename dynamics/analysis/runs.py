@@ -135,5 +135,25 @@ def _flatten(cfg: dict, prefix: str = "") -> dict:
     return out
 
 
+
+
+def reference_line(results_dir: str | Path | None) -> tuple[int | None, str]:
+    """The figures' reference step and its label from the runs' configs (`analysis.reference_step`), the
+    most common value where runs differ; the default (the paper's step 40) for configs without it."""
+    from collections import Counter
+
+    from dynamics.analysis.config import AnalysisConfig
+
+    default = AnalysisConfig()
+    configs = run_configs(results_dir) if results_dir is not None else {}
+    seen = Counter()
+    for cfg in configs.values():
+        a = cfg.get("analysis") or {}
+        seen[(a.get("reference_step", default.reference_step), a.get("reference_label", default.reference_label))] += 1
+    if not seen:
+        return default.reference_step, default.reference_label
+    return seen.most_common(1)[0][0]
+
+
 __all__ = ["analysis_frame", "run_groups", "run_configs", "run_table", "config_value", "experiment_dirs",
-           "DEFAULT_BY"]
+           "reference_line", "DEFAULT_BY"]
