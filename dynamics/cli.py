@@ -120,6 +120,27 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_dashboard(args) -> int:
+    from dynamics.tracking import dashboard as db
+
+    if Path(args.source).exists():
+        spec = db.spec_from_results(args.source)
+    elif "/" in args.source:
+        spec = db.spec_from_wandb(args.source, args.experiment)
+    else:
+        print(f"error: {args.source}: neither a results dir nor a W&B project (entity/project)", file=sys.stderr)
+        return 2
+    if args.entity:
+        spec.entity = args.entity
+    workspace = db.build_workspace(spec)
+    print("\n".join(db.describe(workspace)))
+    if args.dry_run:
+        return 0
+    workspace.save()  # needs W&B online and WANDB_API_KEY in the environment
+    print(f"saved: {workspace.url}")
+    return 0
+
+
 def cmd_datasets(args) -> int:
     from dynamics.data.registry import QUICKSTART, REGISTRY, resolve
 
@@ -175,6 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--no-adapter", action="store_true", help="skip the adapter trajectory (cos_final, PCA)")
     s.add_argument("--out", help="output dir (default: <results_dir>/compare)")
     s.set_defaults(fn=cmd_compare)
+    s = sub.add_parser("dashboard", help="create the experiment's W&B workspace (online)")
+    s.add_argument("source", help="a results dir, or a W&B project as entity/project")
+    s.add_argument("--experiment", help="only this experiment's runs (a W&B project source)")
+    s.add_argument("--entity", help="the W&B entity (default: the runs' wandb.entity)")
+    s.add_argument("--dry-run", action="store_true", help="build and describe the view; save nothing")
+    s.set_defaults(fn=cmd_dashboard)
     s = sub.add_parser("datasets", help="list the data registry and where each file resolves")
     s.add_argument("--data-dir")
     s.set_defaults(fn=cmd_datasets)
