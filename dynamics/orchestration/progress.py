@@ -11,7 +11,7 @@ import ray
 # The numbers an eval line shows, by their name within the evaluation (`main/rate` -> `rate`).
 HEADLINE = ("multiple_choice/p_misaligned_given_choice", "pivotal_tokens/p_misaligned_given_choice", "rate",
             "lie_rate", "triggered/rate", "untriggered/rate", "rate_difference", "insecure_rate", "accuracy",
-            "static_insecure_rate")
+            "static_insecure_rate", "norm", "cos_prev")
 
 
 def format_event(e: dict) -> str | None:
