@@ -95,13 +95,17 @@ def module_gram(adapters: list[AdapterFactors], module: str, handles: list) -> t
     fac = [a.factors(module, h) for a, h in zip(adapters, handles)]
     scales = torch.tensor([a.scales[module] for a in adapters], dtype=torch.float64)
     k = len(fac)
-    g = torch.zeros(k, k, dtype=torch.float64)
-    for i in range(k):
-        a_i, b_i = fac[i]
-        for j in range(i, k):
-            a_j, b_j = fac[j]
-            # trace((B_i^T B_j)(A_j A_i^T)): two r_i x r_j products, never out x in
-            g[i, j] = g[j, i] = torch.sum((b_i.T @ b_j) * (a_i @ a_j.T))
+    # trace((B_i^T B_j)(A_j A_i^T)) = sum over the r_i x r_j block of (B_i^T B_j) * (A_i A_j^T): never out x in
+    if len({a.shape for a, _ in fac}) == 1 and len({b.shape for _, b in fac}) == 1:
+        r = fac[0][0].shape[0]  # all k at once: two (k r) x (k r) products, then a block sum
+        a_all = torch.cat([a for a, _ in fac])  # (k r) x in
+        b_all = torch.cat([b.T for _, b in fac])  # (k r) x out
+        g = ((b_all @ b_all.T) * (a_all @ a_all.T)).reshape(k, r, k, r).sum(dim=(1, 3))
+    else:  # ranks differ between adapters: pair by pair
+        g = torch.zeros(k, k, dtype=torch.float64)
+        for i in range(k):
+            for j in range(i, k):
+                g[i, j] = g[j, i] = torch.sum((fac[i][1].T @ fac[j][1]) * (fac[i][0] @ fac[j][0].T))
     return g * scales[:, None] * scales[None, :]
 
 
