@@ -9,7 +9,8 @@ stored checkpoints, from one k x k Gram matrix of the flattened updates (r x r p
     the doubly-centred Gram matrix scaled by the square roots of their eigenvalues equal the PCA scores of
     the flattened updates, without ever forming them); `explained` gives each component's variance share.
 The sign of a principal component is arbitrary; it is fixed so that the last checkpoint's score is >= 0.
-These rows carry source `analysis`; they are recomputed on demand and never written to the store.
+These rows carry source `analysis`; they are recomputed on demand and never written to the store. They cover
+the checkpoints still on disk: with `train.keep_checkpoints` set, only the kept ones (the final one is kept).
 """
 
 from __future__ import annotations
