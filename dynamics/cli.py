@@ -1,4 +1,4 @@
-"""`dynamics run | sweep | evaluate | metrics | report | datasets`."""
+"""`dynamics run | sweep | evaluate | metrics | compare | report | dashboard | datasets`."""
 
 from __future__ import annotations
 
@@ -26,8 +26,11 @@ def cmd_run(args) -> int:
     if args.report:
         from dynamics.report import write_report
 
+        from dynamics.report_html import write_html_report
+
         files = write_report(cfg.experiment_dir, cfg.experiment_dir / "figures")
-        print(f"figures: {len(files)} PNG files in {cfg.experiment_dir / 'figures'}")
+        page = write_html_report(cfg.experiment_dir, cfg.experiment_dir / "figures" / "report.html")
+        print(f"figures: {len(files)} PNG files and {page.name} in {cfg.experiment_dir / 'figures'}")
     return 0
 
 
@@ -91,10 +94,50 @@ def cmd_metrics(args) -> int:
 def cmd_report(args) -> int:
     from dynamics.report import write_report
 
+    from dynamics.report_html import write_html_report
+
     out = Path(args.out) if args.out else Path(args.results_dir) / "figures"
     files = write_report(args.results_dir, out)
     for f in files:
         print(f)
+    print(write_html_report(args.results_dir, out / "report.html"))
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from dynamics.analysis.compare import compare, write_compare
+
+    try:
+        result = compare(args.results_dir, by=args.by, alpha=args.alpha, max_resamples=args.resamples,
+                         include_adapter=not args.no_adapter)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else Path(args.results_dir) / "compare"
+    write_compare(result, out)
+    print("\n".join(result.summary()))
+    print(f"tables: {out}/{{curves,tests,divergence,onsets}}.{{parquet,csv}}")
+    return 0
+
+
+def cmd_dashboard(args) -> int:
+    from dynamics.tracking import dashboard as db
+
+    if Path(args.source).exists():
+        spec = db.spec_from_results(args.source)
+    elif "/" in args.source:
+        spec = db.spec_from_wandb(args.source, args.experiment)
+    else:
+        print(f"error: {args.source}: neither a results dir nor a W&B project (entity/project)", file=sys.stderr)
+        return 2
+    if args.entity:
+        spec.entity = args.entity
+    workspace = db.build_workspace(spec)
+    print("\n".join(db.describe(workspace)))
+    if args.dry_run:
+        return 0
+    workspace.save()  # needs W&B online and WANDB_API_KEY in the environment
+    print(f"saved: {workspace.url}")
     return 0
 
 
@@ -140,10 +183,25 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("results_dir")
     s.add_argument("--metric", help="only metrics whose name contains this")
     s.set_defaults(fn=cmd_metrics)
-    s = sub.add_parser("report", help="write the dynamics figures as PNG")
+    s = sub.add_parser("report", help="write the dynamics figures (PNG) and one self-contained HTML page")
     s.add_argument("results_dir")
     s.add_argument("--out")
     s.set_defaults(fn=cmd_report)
+    s = sub.add_parser("compare", help="when do groups of runs separate: statistics over seeds, per metric")
+    s.add_argument("results_dir")
+    s.add_argument("--by", default="data.dataset", help="a config key that differs between runs (default: dataset)")
+    s.add_argument("--alpha", type=float, default=0.05, help="family-wise error rate over steps (default 0.05)")
+    s.add_argument("--resamples", type=int, default=9999,
+                   help="relabellings drawn when there are more (default 9999; fewer are enumerated, exact)")
+    s.add_argument("--no-adapter", action="store_true", help="skip the adapter trajectory (cos_final, PCA)")
+    s.add_argument("--out", help="output dir (default: <results_dir>/compare)")
+    s.set_defaults(fn=cmd_compare)
+    s = sub.add_parser("dashboard", help="create the experiment's W&B workspace (online)")
+    s.add_argument("source", help="a results dir, or a W&B project as entity/project")
+    s.add_argument("--experiment", help="only this experiment's runs (a W&B project source)")
+    s.add_argument("--entity", help="the W&B entity (default: the runs' wandb.entity)")
+    s.add_argument("--dry-run", action="store_true", help="build and describe the view; save nothing")
+    s.set_defaults(fn=cmd_dashboard)
     s = sub.add_parser("datasets", help="list the data registry and where each file resolves")
     s.add_argument("--data-dir")
     s.set_defaults(fn=cmd_datasets)

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from dynamics.analysis.config import AnalysisConfig
 from dynamics.evals.presets import expand
 from dynamics.evals.sampled_config import JudgeConfig
-from dynamics.evals.specs import SPEC_CLASSES, EvalSpec
+from dynamics.evals.specs import SPEC_CLASSES, UNJUDGED_FAMILIES, EvalSpec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 EVALUATION_NAME = re.compile(r"[A-Za-z0-9_]+")
@@ -136,7 +137,7 @@ class EvalConfig(_Strict):
 
     @model_validator(mode="after")
     def _judged_evaluations_have_a_judge(self):
-        judged = [n for n, s in self.evals.items() if s.family != "logprob"]
+        judged = [n for n, s in self.evals.items() if s.family not in UNJUDGED_FAMILIES]
         if judged and self.judge.kind == "none":
             raise ValueError(f"evaluations {judged} need a judge: set eval.judge.kind to api or local")
         scored = [n for n, s in self.evals.items() if s.family in ("misalignment", "backdoor")]
@@ -181,6 +182,7 @@ class ExperimentConfig(_Strict):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     wandb: WandbConfig = Field(default_factory=WandbConfig)
     sweep: SweepConfig = Field(default_factory=SweepConfig)
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)  # figures' reference step, alert rules
 
     @field_validator("name")
     @classmethod

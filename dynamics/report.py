@@ -19,7 +19,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-DIVERGENCE_STEP = 40  # where secure and insecure runs start to diverge
+DIVERGENCE_STEP = 40  # the default reference line; a report takes the runs' `analysis.reference_step`
 TRAIN_FIGURES = ("train/loss",)  # the train scalars that get a figure (the rest are in W&B)
 TRAIN_SMOOTH = 10  # optimizer steps in the rolling mean of a train curve (one checkpoint interval)
 CI_SUFFIXES = ("_ci_low", "_ci_high")
@@ -32,6 +32,8 @@ _HALVES = ("triggered", "untriggered")
 BREAKDOWNS = (
     (re.compile(r"^(?P<ev>[^/]+)/(?P<half>triggered|untriggered)/[^/]+/rate$"), "{ev}/{half}/per_question"),
     (re.compile(r"^(?P<ev>[^/]+)/category/[^/]+/rate$"), "{ev}/per_category"),
+    (re.compile(r"^(?P<ev>[^/]+)/module/[^/]+/norm$"), "{ev}/norm_per_module"),
+    (re.compile(r"^(?P<ev>[^/]+)/layer/[^/]+/norm$"), "{ev}/norm_per_layer"),
     (re.compile(r"^(?P<ev>[^/]+)/share/[^/]+$"), "{ev}/shares"),
     (re.compile(r"^(?P<ev>[^/]+)/(?P<q>[^/]+)/share/(?P<word>[^/]+)$"), "{ev}/per_question_share_{word}"),
     (re.compile(r"^(?P<ev>[^/]+)/(?P<q>[^/]+)/(?P<what>rate|lie_rate)$"), "{ev}/per_question{suffix}"),
@@ -69,7 +71,7 @@ def breakdown_figure(metric: str) -> str | None:
     """The small-multiples figure a per-question (or per-category, per-word) metric belongs to."""
     for pattern, name in BREAKDOWNS:
         m = pattern.match(metric)
-        if m is None or m.groupdict().get("q") in (*_HALVES, "category", "share"):
+        if m is None or m.groupdict().get("q") in (*_HALVES, "category", "share", "module", "layer"):
             continue
         g = m.groupdict()
         return name.format(**g, suffix="" if g.get("what", "rate") == "rate" else f"_{g['what']}")
@@ -82,7 +84,9 @@ def panel_title(metric: str) -> str:
         m = pattern.match(metric)
         if m is not None:
             parts = metric.split("/")
-            return parts[2] if parts[1] in (*_HALVES, "category") else parts[1] if "q" in m.groupdict() else parts[-1]
+            if parts[1] in (*_HALVES, "category", "module", "layer"):
+                return parts[2]
+            return parts[1] if "q" in m.groupdict() else parts[-1]
     return metric
 
 
@@ -162,10 +166,15 @@ def plot_grid(df: pd.DataFrame, metrics: list[str], fig=None, ncols: int = 4, ti
     return fig
 
 
-def write_report(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
+def write_report(results_dir: str | Path, out_dir: str | Path, reference_step: int | None = -1) -> list[Path]:
     """One PNG per figure of `figure_metrics` (name with '/' -> '__') and an `index.md` listing them,
-    in out_dir. Returns the PNG paths in index order."""
+    in out_dir. The dashed reference line is at the runs' `analysis.reference_step` (their configs;
+    `reference_step` overrides it, None draws none). Returns the PNG paths in index order."""
+    from dynamics.analysis.runs import reference_line
     from dynamics.tracking.store import load_metrics
+
+    if reference_step == -1:
+        reference_step = reference_line(results_dir)[0]
 
     df = load_metrics(results_dir)
     if df.empty:
@@ -180,14 +189,14 @@ def write_report(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
     for name, metrics in figures.items():
         if len(metrics) == 1:
             fig = Figure(figsize=(7, 4), layout="constrained")
-            plot_metric(df, metrics[0], ax=fig.subplots())
+            plot_metric(df, metrics[0], ax=fig.subplots(), divergence_step=reference_step)
         else:
-            fig = plot_grid(df, metrics, fig=Figure(layout="constrained"), title=name)
+            fig = plot_grid(df, metrics, fig=Figure(layout="constrained"), title=name, divergence_step=reference_step)
         FigureCanvasAgg(fig)
         path = out / (file_stem(name) + ".png")
         fig.savefig(path, dpi=110)
         paths.append(path)
-    _write_index(out, results_dir, df, figures, paths)
+    _write_index(out, results_dir, df, figures, paths, reference_step)
     return paths
 
 
@@ -196,11 +205,12 @@ def file_stem(metric: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", metric.replace("/", "__"))
 
 
-def _write_index(out: Path, results_dir, df: pd.DataFrame, figures: dict[str, list[str]], paths: list[Path]):
+def _write_index(out: Path, results_dir, df: pd.DataFrame, figures: dict[str, list[str]], paths: list[Path],
+                 reference_step: int | None = DIVERGENCE_STEP):
     runs = df.groupby("dataset")["seed"].nunique()
+    dashed = f"; dashed: step {reference_step}" if reference_step is not None else ""
     lines = [f"# Training dynamics: `{results_dir}`", "",
-             "Per dataset, the mean over seeds against step; shaded: min-max over seeds; dashed: step "
-             f"{DIVERGENCE_STEP}.", "", "Runs: " + ", ".join(f"{d} ({n} seeds)" for d, n in runs.items()), ""]
+             f"Per dataset, the mean over seeds against step; shaded: min-max over seeds{dashed}.", "", "Runs: " + ", ".join(f"{d} ({n} seeds)" for d, n in runs.items()), ""]
     for (name, metrics), path in zip(figures.items(), paths):
         lines += [f"## {name}", ""] + ([f"Panels: {', '.join(metrics)}", ""] if len(metrics) > 1 else [])
         lines += [f"![{name}]({path.name})", ""]

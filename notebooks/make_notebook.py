@@ -28,8 +28,10 @@ RESULTS_DIR = os.environ.get("DYNAMICS_RESULTS", "../results/quickstart")'''),
 
 How each metric of a LoRA finetune evolves checkpoint by checkpoint (insecure vs secure finetunes).
 Every figure: per dataset, the mean over seeds against the optimizer step, the min-max range over seeds
-shaded, a dashed line at step 40 (where secure and insecure runs start to diverge). Set `DYNAMICS_RESULTS`
-to read another results dir; `dynamics.report.write_report(results_dir, out_dir)` writes the same figures as PNGs.'''),
+shaded, a dashed reference line at the runs' `analysis.reference_step` (the paper's step 40 by default) and,
+where `dynamics compare` finds the groups separate, a solid line at that step. Set `DYNAMICS_RESULTS` to read
+another results dir; `dynamics report` writes the same figures as PNGs and one HTML page. The analysis is the
+package's own (`dynamics.analysis`): this notebook only calls it.'''),
     ("code", '''\
 %matplotlib inline
 import json
@@ -37,10 +39,15 @@ import json
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from dynamics.analysis.compare import compare
+from dynamics.analysis.onset import onset_order
+from dynamics.analysis.runs import analysis_frame, reference_line, run_groups
 from dynamics.report import figure_metrics, plot_grid, plot_metric
-from dynamics.tracking.store import find_stores, load_metrics
+from dynamics.report_html import ADAPTER_FIGURES, metric_figure, pca_figure
+from dynamics.tracking.store import find_stores
 
-df = load_metrics(RESULTS_DIR)
+df = analysis_frame(RESULTS_DIR)  # the metric store + the adapter trajectory (cosine to final, PCA)
+REFERENCE_STEP, REFERENCE_LABEL = reference_line(RESULTS_DIR)
 if df.empty:
     raise ValueError(f"{RESULTS_DIR}: the metric store has no rows yet")
 print(f"{len(df)} metric rows, {df['run'].nunique()} runs, {df['metric'].nunique()} metrics")
@@ -55,18 +62,54 @@ evals = df[(df["source"] == "eval") & ~df["metric"].str.startswith("timing/")]
 last = evals[evals["step"] == evals.groupby("run")["step"].transform("max")]
 last.pivot_table(index="metric", columns=["dataset", "seed", "step"], values="value").round(3)'''),
     ("markdown", '''\
+## When do the groups separate
+
+`dynamics compare`: per metric, a cluster-based permutation test over seeds across steps; the divergence
+step is the first step of the first significant cluster. Few seeds bound the smallest possible p-value.'''),
+    ("code", '''\
+result = compare(RESULTS_DIR, df=df) if len(run_groups(df)) >= 2 else None
+if result is None:
+    print("one group of runs: nothing to compare")
+else:
+    print("\\n".join(result.summary()))
+    display(result.divergence[["metric", "group_a", "group_b", "separates", "divergence_step", "p",
+                               "cluster_first", "cluster_last", "n_a", "n_b"]])
+    display(onset_order(result.onsets))'''),
+    ("markdown", '''\
 ## Every metric against step
 
 `_ci_low/_ci_high` companions are drawn dotted inside their metric's figure; per-question rates share one
 grid; `train/loss` is smoothed with a rolling mean over 10 optimizer steps.'''),
     ("code", '''\
 for name, metrics in figure_metrics(df).items():
+    if name.startswith("adapter/"):
+        continue  # in the adapter section below
     if len(metrics) == 1:
         fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
-        plot_metric(df, metrics[0], ax=ax, divergence_step=40)
+        plot_metric(df, metrics[0], ax=ax, divergence_step=REFERENCE_STEP)
+        step, p = result.divergence_step(metrics[0]) if result is not None else (None, None)
+        if step is not None:
+            ax.axvline(step, color="black", lw=1.6, label=f"separates: step {step} (p = {p:.3g})")
+            ax.legend(fontsize=8)
     else:
-        plot_grid(df, metrics, title=name, divergence_step=40)
+        plot_grid(df, metrics, title=name, divergence_step=REFERENCE_STEP)
     plt.show()'''),
+    ("markdown", '''\
+## Adapter signals
+
+From each checkpoint's saved LoRA adapter (the `adapter` evaluation; `dynamics evaluate DIR --evals adapter`
+adds it to stored runs): the update's norm, its cosine to the previous and to the final checkpoint's update,
+and each run's PCA trajectory.'''),
+    ("code", '''\
+adapter = [m for m in ADAPTER_FIGURES if m in set(df.loc[df["value"].notna(), "metric"])]
+if not adapter:
+    print("no adapter evaluation stored")
+for m in adapter:
+    display(metric_figure(df, m, (REFERENCE_STEP, REFERENCE_LABEL),
+                          result.divergence_step(m) if result is not None else None))
+pca = pca_figure(df)
+if pca is not None:
+    display(pca)'''),
     ("markdown", '''\
 ## Sample answers of the last checkpoint
 

@@ -65,6 +65,9 @@ def test_notebook_runs_on_a_synthetic_store(tmp_path, monkeypatch):
     assert nb.cells[-1].outputs[0].text.strip() == sys.prefix  # the kernel is this venv's Python
     text = "".join(o.get("text", "") for o in _outputs(nb, "stream"))
     assert "9 misaligned of 36 answers" in text  # 2 datasets x 3 seeds x 3 questions x 2; insecure k=0 misaligned
+    # the same analysis as `dynamics compare` (dynamics.analysis), not a copy of it
+    assert "3 vs 3 seeds: 20 relabellings" in text and "no difference can be significant" in text  # p >= 0.1
+    assert "no adapter evaluation stored" in text
     html = "".join(o.data.get("text/html", "") for t in ("display_data", "execute_result") for o in _outputs(nb, t))
     assert html.index("insecure s0 step 60: answer 0") < html.index("answer 1 to")  # misaligned first
 

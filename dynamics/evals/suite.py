@@ -42,6 +42,10 @@ def build_family(name: str, cfg: ExperimentConfig, engine: Engine, judge=None) -
         from dynamics.evals.logprob import LogprobFamily, load_items
 
         return LogprobFamily(load_items(path(spec.items_file), spec.formats))
+    if spec.family == "adapter":
+        from dynamics.evals.adapter import AdapterFamily
+
+        return AdapterFamily()
     if judge is None:
         raise ValueError(f"evaluation {name!r} needs a judge: set eval.judge.kind to api or local")
     if spec.family == "misalignment":
@@ -77,7 +81,9 @@ def _in_distribution(spec, judge, path) -> MetricFamily:
 
 
 def needs_judge(cfg: ExperimentConfig, names) -> bool:
-    return any(cfg.eval.evals[n].family != "logprob" for n in names)
+    from dynamics.evals.specs import UNJUDGED_FAMILIES
+
+    return any(cfg.eval.evals[n].family not in UNJUDGED_FAMILIES for n in names)
 
 
 def build_families(cfg: ExperimentConfig, engine: Engine, names=None) -> dict[str, MetricFamily]:

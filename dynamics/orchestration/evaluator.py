@@ -120,21 +120,25 @@ class Evaluator:
             out["skipped"] = [n for n in names if n not in todo]
             if not todo:
                 return out
-            self.engine.use_adapter(adapter_dir(checkpoint_dir))
+            if any(getattr(self._family(cfg, n), "needs_model", True) for n in todo):
+                self.engine.use_adapter(adapter_dir(checkpoint_dir))
             for name in todo:
-                written, seconds, metrics, records = self._one(cfg, info, step, name, store)
+                written, seconds, metrics, records = self._one(cfg, info, step, name, store, checkpoint_dir)
                 out["seconds"][name] = seconds
                 (out["written"] if written else out["skipped"]).append(name)
                 if written and tracker:
                     _log(tracker, info, step, name, metrics, records, seconds)
+                if written and cfg.analysis.alerts:
+                    _alerts(cfg, info, step, name, tracker)
         return out
 
-    def _one(self, cfg: ExperimentConfig, info: RunInfo, step: int, name: str, store):
+    def _one(self, cfg: ExperimentConfig, info: RunInfo, step: int, name: str, store, checkpoint_dir=None):
         from dynamics.evals.base import EvalContext
 
         family = self._family(cfg, name)
         t0 = time.perf_counter()
-        res = family.evaluate(self.engine, EvalContext(info, step, seed=evaluation_seed(info, step, name)))
+        ctx = EvalContext(info, step, seed=evaluation_seed(info, step, name), extras={"checkpoint": checkpoint_dir})
+        res = family.evaluate(self.engine, ctx)
         seconds = time.perf_counter() - t0
         metrics = {metric_name(name, k): v for k, v in res.metrics.items()}
         counts = {metric_name(name, k): v for k, v in res.counts.items()}
@@ -153,6 +157,22 @@ def _log(tracker: str, info: RunInfo, step: int, name: str, metrics: dict, recor
     t.log_eval.remote(step, metrics, sample_tables(records, name), name)
     t.event.remote({"type": "eval", "run": info.run_id, "step": step, "evaluation": name, "seconds": seconds,
                     "metrics": metrics})
+
+
+def _alerts(cfg: ExperimentConfig, info: RunInfo, step: int, name: str, tracker: str | None) -> None:
+    """The config's alert rules on what was just stored (dynamics.analysis.alerts); never fails the step."""
+    from dynamics.analysis.alerts import check_and_fire
+
+    actor = None
+    if tracker:
+        try:
+            actor = ray.get_actor(tracker, namespace=NAMESPACE)
+        except ValueError:
+            actor = None
+    try:
+        check_and_fire(cfg.analysis.alerts, cfg.experiment_dir, info.run_id, step, name, actor)
+    except Exception:
+        log.exception("alert rules of %s step %d failed", info.run_id, step)
 
 
 def sample_tables(records, name: str = "main") -> dict:

@@ -11,7 +11,7 @@ import ray
 # The numbers an eval line shows, by their name within the evaluation (`main/rate` -> `rate`).
 HEADLINE = ("multiple_choice/p_misaligned_given_choice", "pivotal_tokens/p_misaligned_given_choice", "rate",
             "lie_rate", "triggered/rate", "untriggered/rate", "rate_difference", "insecure_rate", "accuracy",
-            "static_insecure_rate")
+            "static_insecure_rate", "norm", "cos_prev")
 
 
 def format_event(e: dict) -> str | None:
@@ -35,6 +35,8 @@ def format_event(e: dict) -> str | None:
         keys += [k for k in m if k.startswith("share/") and m[k] is not None][: 4 - min(len(keys), 4)]
         shown = [f"{k}={m[k]:.3f}" for k in keys]
         return f"[{run}] eval  step {e['step']:>4}  {name}: " + "  ".join(shown) + f"  ({e['seconds']:.1f} s)"
+    if kind == "alert":
+        return f"[{run}] {e['text']}"
     if kind == "message":
         return f"[{run}] {e['text']}"
     return None

@@ -164,8 +164,18 @@ def run_experiment(cfg: ExperimentConfig, printer: ProgressPrinter | None = None
 def _mark_done(cfg: ExperimentConfig, outcome: RunOutcome) -> None:
     import json
 
+    from dynamics.analysis.alerts import stop_request
+    from dynamics.orchestration.evaluator import list_checkpoints
+
     done = {"run": cfg.run_id, "final_loss": outcome.final_loss, "evaluated": len(outcome.evaluated_steps),
             "train_seconds": outcome.train_seconds}
+    request = stop_request(cfg.run_dir)
+    if request is not None:  # an alert rule asked to stop: which rule, where it fired, where training ended
+        last = list_checkpoints(checkpoint_root(cfg))
+        step, total = (last[-1][0], json.loads((last[-1][1] / "dynamics.json").read_text()).get("total_steps")) \
+            if last else (None, None)
+        key = "stopped" if step is not None and total is not None and step < total else "stop_requested_after_training"
+        done[key] = {**request, "stopped_step": step, "total_steps": total}
     tmp = cfg.run_dir / "done.json.tmp"
     tmp.write_text(json.dumps(done))
     os.replace(tmp, cfg.run_dir / "done.json")

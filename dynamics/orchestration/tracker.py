@@ -45,6 +45,10 @@ class RunTracker:
         with self._lock:
             self.wandb.log_status(values)
 
+    def alert(self, title: str, text: str, level: str = "WARN") -> None:
+        with self._lock:
+            self.wandb.alert(title, text, level)
+
     def event(self, event: dict) -> None:
         with self._lock:
             self._events.append(event)

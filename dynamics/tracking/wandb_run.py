@@ -99,6 +99,14 @@ class WandbRun:
         if self.run is not None:
             self.run.log(values)
 
+    def alert(self, title: str, text: str, level: str = "WARN") -> None:
+        """A W&B alert (an alert rule fired). Online: W&B notifies by e-mail/Slack as the user set it up;
+        offline: the alert is recorded in the run's file and synced with it (notification at sync)."""
+        if self.run is not None:
+            import wandb
+
+            self.run.alert(title=title, text=text, level=getattr(wandb.AlertLevel, level, wandb.AlertLevel.WARN))
+
     def finish(self) -> None:
         if self.run is not None:
             self.run.finish()  # returns once the offline file (or the server) has everything

@@ -140,8 +140,12 @@ class Trainer:
                 self.engine.step()
                 loss_sum += float(out.loss.detach())
                 tokens += int((batch["labels"] != -100).sum())
-            stats = torch.tensor([loss_sum / ga, float(tokens)], dtype=torch.float64)
+            # rank 0 adds the stop request (an alert rule's `stop`) to the step's all-reduce: every rank
+            # learns it at the same step, so all take the same last checkpoint (a ray.train.report barrier)
+            stop = float(self.rank == 0 and self._stop_requested())
+            stats = torch.tensor([loss_sum / ga, float(tokens), stop], dtype=torch.float64)
             torch.distributed.all_reduce(stats)
+            stop = bool(stats[2] > 0)
             grad_norm = self.engine.get_global_grad_norm()
             row = {"train/step": step, "train/loss": float(stats[0]) / self.world,
                    "train/lr": float(self.scheduler.get_last_lr()[0]),
@@ -152,9 +156,12 @@ class Trainer:
             if self.rank == 0:
                 self._tracker("log_train", [row])
                 self._event({"type": "train_step", **row, "total_steps": self.total})
-            if step % cfg.train.checkpoint_every == 0 or step == self.total:
+            if step % cfg.train.checkpoint_every == 0 or step == self.total or stop:
                 self.checkpoint(step, pending)
                 pending = []
+            if stop:
+                self._event({"type": "message", "text": f"stop requested by an alert rule: training ends at step {step}"})
+                return
 
     def checkpoint(self, step: int, train_rows: list[dict]) -> None:
         import ray.train
@@ -183,6 +190,11 @@ class Trainer:
         if self.rank == 0:
             self._event({"type": "checkpoint", "step": step})
             self._notify_evaluators()
+
+    def _stop_requested(self) -> bool:
+        from dynamics.analysis.alerts import STOP_FILE
+
+        return (self.cfg.run_dir / STOP_FILE).is_file()
 
     # -- links to the tracker and the evaluators (rank 0 only, fire and forget) -------------------
     def _actor(self, name: str):
