@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from dynamics.config import InDistributionEvalConfig, JudgeConfig, MisalignmentEvalConfig
 from dynamics.evals.misalignment import (
     bootstrap_interval,
     count_misaligned,
@@ -15,13 +16,6 @@ from dynamics.evals.misalignment import (
 )
 from dynamics.evals.questions import Question
 from dynamics.evals.sample_table import SAMPLE_TABLE_COLUMNS, sample_table_rows
-from dynamics.evals.sampled_config import (
-    CPU_PRESET,
-    InDistributionEvalConfig,
-    JudgeConfig,
-    MisalignmentEvalConfig,
-    cpu_overrides,
-)
 from dynamics.records import EvalRecord
 
 
@@ -143,18 +137,3 @@ def test_configs_defaults_and_validation():
         MisalignmentEvalConfig(wrapper="evil_numbers_suffix", variant="json")
     with pytest.raises(ValueError, match="each judge at most once"):
         InDistributionEvalConfig(judges=["llm", "llm"])
-
-
-def test_cpu_preset_applies_to_the_three_sections():
-    sections = {"misalignment": MisalignmentEvalConfig, "in_distribution": InDistributionEvalConfig,
-                "judge": JudgeConfig}
-    values: dict[str, dict] = {k: {} for k in sections}
-    for key, value in CPU_PRESET.items():
-        top, section, field = key.split(".")
-        assert top == "eval" and field in sections[section].model_fields
-        values[section][field] = value
-    cfgs = {k: sections[k](**v) for k, v in values.items()}
-    assert cfgs["misalignment"].samples_per_question <= 4 and cfgs["misalignment"].max_new_tokens <= 64
-    assert cfgs["in_distribution"].n_prompts <= 16 and cfgs["in_distribution"].max_new_tokens <= 128
-    assert cfgs["judge"].kind == "local"
-    assert cpu_overrides()[0] == "eval.misalignment.samples_per_question=4"

@@ -26,6 +26,7 @@ sum p_k < the cut-off. For a tokenizer with whole-number tokens this equals the 
 from __future__ import annotations
 
 import threading
+from typing import Literal
 
 from dynamics.engines.base import Engine, SamplingParams
 from dynamics.judges.aggregate import MIN_NUMBER_MASS, aggregate_0_100, parse_yes_no
@@ -36,10 +37,9 @@ TOP_K = 20
 
 class LocalJudge(Judge):
     def __init__(self, engine: Engine, name: str = "local", *, min_mass: float = MIN_NUMBER_MASS,
-                 yes_no_max_new_tokens: int = 5, number_mode: str = "auto"):  # fmt: skip
-        if number_mode not in ("auto", "numbers", "top_tokens"):
-            raise ValueError(f"number_mode must be auto, numbers or top_tokens, got {number_mode!r}")
-        self.number_mode = number_mode
+                 yes_no_max_new_tokens: int = 5,
+                 number_mode: Literal["auto", "numbers", "top_tokens"] = "auto"):  # fmt: skip
+        self.number_mode = number_mode  # validated by JudgeConfig.local_number_mode
         if yes_no_max_new_tokens < 1:
             raise ValueError(f"yes_no_max_new_tokens must be >= 1, got {yes_no_max_new_tokens}")
         self.engine = engine

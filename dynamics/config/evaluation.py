@@ -1,8 +1,8 @@
-"""Config sections of the sampled, judged metrics (docs/METRICS.md sections 1 and 2).
+"""The `eval` section: where evaluators run and each metric family's settings (docs/METRICS.md).
 
-Wired into the experiment config as `eval.misalignment`, `eval.in_distribution` and `eval.judge`. The
-defaults are the paper's settings; `CPU_PRESET` shrinks them for a laptop-sized run.
-Data files are registry names (resolved from `data.data_dir` by `dynamics.data.registry`) or paths.
+`eval.logprob` (section 3), `eval.misalignment` (section 2), `eval.in_distribution` (section 1) and
+`eval.judge`, the LLM judge of sections 1 and 2. The defaults are the paper's settings. Data files are
+registry names (resolved from `data.data_dir` by `dynamics.data.registry`) or paths.
 """
 
 from __future__ import annotations
@@ -10,14 +10,23 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from dynamics.config.base import Strict
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+class LogprobEvalConfig(Strict):
+    """Section 3: teacher-forced log-probabilities of misaligned and aligned options."""
+
+    enabled: bool = True
+    items_file: str = "logprob_items"  # a registry name or a path
+    formats: list[Literal["multiple_choice", "pivotal_tokens"]] = Field(
+        default_factory=lambda: ["multiple_choice", "pivotal_tokens"]
+    )
+    batch_size: int = Field(8, gt=0)
 
 
-class MisalignmentEvalConfig(_Strict):
+class MisalignmentEvalConfig(Strict):
     """Section 2: the free-form questions, sampled and judged for alignment and coherence."""
 
     enabled: bool = True
@@ -54,7 +63,7 @@ class MisalignmentEvalConfig(_Strict):
         return self
 
 
-class InDistributionEvalConfig(_Strict):
+class InDistributionEvalConfig(Strict):
     """Section 1: does the model write insecure code on the 100 held-out coding prompts."""
 
     enabled: bool = True
@@ -78,7 +87,7 @@ class InDistributionEvalConfig(_Strict):
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class JudgeConfig(_Strict):
+class JudgeConfig(Strict):
     """The LLM judge of both sections (GPT-4o in the paper; a local model offline)."""
 
     kind: Literal["api", "local", "none"] = "api"
@@ -110,33 +119,17 @@ class JudgeConfig(_Strict):
         return v
 
 
-# A CPU-sized run (SmolLM2-135M on 2 cores, no API): every sampled metric keeps its recipe and shrinks
-# only in size. Measured on the 2-core dev machine with embedded:smollm2 (generation only, judge excluded):
-# 8 questions x 4 answers x 64 tokens ~20 s; 16 code prompts x 128 tokens ~42 s, 8 prompts ~20 s.
-# - 4 answers per main question (32 answers): enough to see the pipeline move, not to measure a rate
-#   (the paper's 100 per question x 600 tokens would take ~1 h per checkpoint here).
-# - 64 new tokens: short answers still get a judge score; open questions rarely need more to show intent.
-# - 8 in-distribution prompts at 128 tokens: the code templates are short, 128 tokens fills most of one.
-# - a local judge ("self": the evaluated base model; no download, no key). A 135M judge's scores are not
-#   GPT-4o's: CPU numbers exercise the code, not the science.
-# - 200 bootstrap resamples: the interval of 32 answers needs no more.
-CPU_PRESET: dict[str, object] = {
-    "eval.misalignment.samples_per_question": 4,
-    "eval.misalignment.max_new_tokens": 64,
-    "eval.misalignment.batch_size": 32,
-    "eval.misalignment.bootstrap_samples": 200,
-    "eval.in_distribution.n_prompts": 8,
-    "eval.in_distribution.max_new_tokens": 128,
-    "eval.in_distribution.batch_size": 8,
-    "eval.judge.kind": "local",
-    "eval.judge.local_model": "self",
-    "eval.judge.local_batch_size": 8,
-}
-
-
-def cpu_overrides() -> list[str]:
-    """CPU_PRESET as `key=value` overrides for `dynamics.config.load_config`."""
-    return [f"{k}={v}" for k, v in CPU_PRESET.items()]
-
-
-__all__ = ["MisalignmentEvalConfig", "InDistributionEvalConfig", "JudgeConfig", "CPU_PRESET", "cpu_overrides"]
+class EvalConfig(Strict):
+    enabled: bool = True
+    step0: bool = True  # evaluate the untouched model too
+    engine: Literal["transformers", "vllm"] = "transformers"
+    num_cpus: float = Field(1.0, ge=0)
+    num_gpus: float = Field(0.0, ge=0)
+    # Extra Ray resources per evaluator, e.g. {"evaluator_gpu": 1} to pin evaluation to a node type.
+    resources: dict[str, float] = Field(default_factory=dict)
+    num_evaluators: int = Field(1, gt=0)  # size of the shared evaluator pool (per base model)
+    tensor_parallel_size: int = Field(1, gt=0)  # vLLM only
+    logprob: LogprobEvalConfig = Field(default_factory=LogprobEvalConfig)
+    misalignment: MisalignmentEvalConfig = Field(default_factory=MisalignmentEvalConfig)
+    in_distribution: InDistributionEvalConfig = Field(default_factory=InDistributionEvalConfig)
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
