@@ -23,10 +23,10 @@ from pathlib import Path
 import ray
 
 from dynamics.config import ExperimentConfig
+from dynamics.orchestration.names import NAMESPACE, find_actor, pool_name, tracker_name
 from dynamics.records import MetricRow, RunInfo
 
 log = logging.getLogger(__name__)
-NAMESPACE = "dynamics"
 
 
 def list_checkpoints(checkpoint_root: str | Path) -> list[tuple[int, Path]]:
@@ -90,15 +90,10 @@ class Evaluator:
             rows += [MetricRow.make(info, step, f"timing/{k}_seconds", v) for k, v in seconds.items()]
             rows.append(MetricRow.make(info, step, "timing/eval_seconds", total))
             written = store.write(info, step, "eval", rows, records)
-        if written and tracker:
-            try:
-                t = ray.get_actor(tracker, namespace=NAMESPACE)
-                tables = sample_tables(records)
-                t.log_eval.remote(step, {r.metric: r.value for r in rows}, tables)
-                t.event.remote({"type": "eval", "run": info.run_id, "step": step, "seconds": total,
-                                "metrics": metrics})
-            except ValueError:
-                pass
+        t = find_actor(tracker) if written and tracker else None
+        if t is not None:
+            t.log_eval.remote(step, {r.metric: r.value for r in rows}, sample_tables(records))
+            t.event.remote({"type": "eval", "run": info.run_id, "step": step, "seconds": total, "metrics": metrics})
         return {"step": step, "skipped": not written, "seconds": total}
 
 
@@ -189,7 +184,7 @@ class EvaluatorPool:
     def _serve(self, info: RunInfo, cfg: ExperimentConfig) -> None:
         evaluators = self._evaluators_for(cfg)
         ev = evaluators[zlib.crc32(info.run_id.encode()) % len(evaluators)]
-        tracker = f"dynamics-tracker-{info.run_id}"
+        tracker = tracker_name(info.run_id)
         while True:
             with self._cv:
                 q = self._queues[info.run_id]
@@ -243,9 +238,8 @@ class EvaluatorPool:
     def _report_lag(self, run_id: str) -> None:
         """Queue length and lag to the run's W&B (pool/* against pool/checkpoint), fire and forget."""
         st = self._run_status(run_id)
-        try:
-            tracker = ray.get_actor(f"dynamics-tracker-{run_id}", namespace=NAMESPACE)
-        except ValueError:
+        tracker = find_actor(tracker_name(run_id))
+        if tracker is None:
             return
         tracker.log_status.remote({"pool/checkpoint": st["latest_checkpoint"], "pool/queued": st["queued"],
                                    "pool/lag_steps": st["lag_steps"]})
@@ -270,10 +264,6 @@ def evaluator_options(cfg: ExperimentConfig) -> dict:
 def get_pool(cfg: ExperimentConfig):
     """The experiment's pool (created once, shared by every run of a sweep)."""
     return ray.remote(EvaluatorPool).options(
-        name=pool_name(cfg), namespace=NAMESPACE, get_if_exists=True, num_cpus=0, max_concurrency=64,
+        name=pool_name(cfg.name), namespace=NAMESPACE, get_if_exists=True, num_cpus=0, max_concurrency=64,
         lifetime=None, max_restarts=-1,
     ).remote(cfg.model_dump(mode="json"))
-
-
-def pool_name(cfg: ExperimentConfig) -> str:
-    return f"dynamics-evalpool-{cfg.name}"

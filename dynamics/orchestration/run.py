@@ -13,9 +13,10 @@ from pathlib import Path
 import ray
 
 from dynamics.config import ExperimentConfig
-from dynamics.orchestration.evaluator import NAMESPACE, get_pool, pool_name
+from dynamics.orchestration.evaluator import get_pool
+from dynamics.orchestration.names import NAMESPACE, pool_name, tracker_name
 from dynamics.orchestration.progress import ProgressPrinter
-from dynamics.orchestration.tracker import start_tracker, tracker_name
+from dynamics.orchestration.tracker import start_tracker
 from dynamics.records import RunInfo
 
 
@@ -101,7 +102,7 @@ def run_experiment(cfg: ExperimentConfig, printer: ProgressPrinter | None = None
     info = run_info(cfg)
     tracker = start_tracker(cfg)
     pool = get_pool(cfg) if cfg.eval.enabled else None
-    links = {"namespace": NAMESPACE, "tracker": tracker_name(cfg.run_id), "evaluator_pool": pool_name(cfg),
+    links = {"tracker": tracker_name(cfg.run_id), "evaluator_pool": pool_name(cfg.name),
              "run_info": info.as_dict(), "checkpoint_root": str(checkpoint_root(cfg))}
     own_printer = printer is None and not quiet
     if own_printer:

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from dynamics.config import ExperimentConfig
+from dynamics.orchestration.names import find_actor
 from dynamics.records import MetricRow
 from dynamics.train.data import load_examples, micro_batches, total_steps
 from dynamics.train.deepspeed_config import deepspeed_config
@@ -185,16 +186,8 @@ class Trainer:
             self._notify_evaluators()
 
     # -- links to the tracker and the evaluators (rank 0 only, fire and forget) -------------------
-    def _actor(self, name: str):
-        import ray
-
-        try:
-            return ray.get_actor(name, namespace=self.links["namespace"])
-        except ValueError:
-            return None
-
     def _tracker(self, method: str, *args) -> None:
-        actor = self._actor(self.links["tracker"])
+        actor = find_actor(self.links["tracker"])
         if actor is not None:
             getattr(actor, method).remote(*args)
 
@@ -205,7 +198,7 @@ class Trainer:
     def _notify_evaluators(self) -> None:
         if not self.cfg.eval.enabled:
             return
-        pool = self._actor(self.links["evaluator_pool"])
+        pool = find_actor(self.links["evaluator_pool"])
         if pool is not None:
             pool.sync_run.remote(self.links["run_info"], self.links["checkpoint_root"])
 
