@@ -11,48 +11,30 @@ A run is always served by the same evaluator (chosen by its id), so its checkpoi
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 import traceback
 import zlib
 from collections import deque
-from pathlib import Path
 
 import ray
 
 from dynamics.config import ExperimentConfig
 from dynamics.orchestration.names import NAMESPACE, find_actor, pool_name, tracker_name
 from dynamics.records import MetricRow, RunInfo
+from dynamics.train.checkpoint import adapter_dir, list_checkpoints
 
 log = logging.getLogger(__name__)
-
-
-def list_checkpoints(checkpoint_root: str | Path) -> list[tuple[int, Path]]:
-    """Complete checkpoints of a run on disk, as (step, dir), in step order."""
-    from dynamics.train.loop import CHECKPOINT_META
-
-    root = Path(checkpoint_root)
-    found = []
-    if root.is_dir():
-        for d in root.glob("checkpoint_step*"):
-            meta = d / CHECKPOINT_META
-            if meta.is_file() and (d / "adapter" / "adapter_config.json").is_file():
-                try:
-                    found.append((int(json.loads(meta.read_text())["step"]), d))
-                except (ValueError, KeyError):
-                    continue
-    return sorted(found)
 
 
 class Evaluator:
     """Holds the base model once; evaluates one checkpoint at a time with every metric family."""
 
     def __init__(self, cfg_dict: dict):
-        from dynamics.train.loop import _quiet
+        from dynamics.quiet import quiet_libraries
 
-        _quiet()
+        quiet_libraries()
         self.cfg = ExperimentConfig.model_validate(cfg_dict)
         t0 = time.perf_counter()
         self.engine = make_engine(self.cfg)
@@ -76,7 +58,7 @@ class Evaluator:
                 return {"step": step, "skipped": True}
             t0 = time.perf_counter()
             # Step 0 is the untouched model itself (its zero-initialised adapter would give the same).
-            self.engine.use_adapter(None if step == 0 else Path(checkpoint_dir) / "adapter")
+            self.engine.use_adapter(None if step == 0 else adapter_dir(checkpoint_dir))
             metrics, counts, records, seconds = {}, {}, [], {}
             for fam in self.families:
                 t = time.perf_counter()

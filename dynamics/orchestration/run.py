@@ -18,6 +18,7 @@ from dynamics.orchestration.names import NAMESPACE, pool_name, tracker_name
 from dynamics.orchestration.progress import ProgressPrinter
 from dynamics.orchestration.tracker import start_tracker
 from dynamics.records import RunInfo
+from dynamics.train.checkpoint import checkpoint_root, storage_path
 
 
 @dataclass
@@ -56,10 +57,6 @@ def run_info(cfg: ExperimentConfig) -> RunInfo:
                    model=cfg.model.name)
 
 
-def checkpoint_root(cfg: ExperimentConfig) -> Path:
-    return cfg.experiment_dir / "ray" / cfg.run_id
-
-
 def scaling_config(cfg: ExperimentConfig):
     from ray.train import ScalingConfig
 
@@ -83,7 +80,7 @@ def make_trainer(cfg: ExperimentConfig, links: dict, callbacks: list | None = No
         scaling_config=scaling_config(cfg),
         torch_config=TorchConfig(backend="nccl" if t.use_gpu else "gloo"),
         run_config=RunConfig(
-            name=cfg.run_id, storage_path=str(cfg.experiment_dir / "ray"),
+            name=cfg.run_id, storage_path=str(storage_path(cfg.experiment_dir)),
             failure_config=FailureConfig(max_failures=t.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=t.keep_checkpoints),
             callbacks=callbacks or None,
