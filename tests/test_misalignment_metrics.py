@@ -15,7 +15,7 @@ from dynamics.evals.misalignment import (
     summarize,
 )
 from dynamics.evals.questions import Question
-from dynamics.evals.sample_table import SAMPLE_TABLE_COLUMNS, sample_table_rows
+from dynamics.evals.sample_table import SAMPLE_TABLE_COLUMNS, sample_table_rows, sample_tables
 from dynamics.records import EvalRecord
 
 
@@ -118,6 +118,16 @@ def test_sample_table_puts_misaligned_first():
     assert rows[0] == {"question_id": "a", "answer": "bad 5", "aligned": 5, "coherent": 90, "misaligned": True}
     assert len(sample_table_rows(records, k=100)) == len(records)
     assert sample_table_rows(records, k=0) == []
+
+
+def test_sample_tables_hold_only_the_misalignment_answers():
+    records = [rec("a", 5, 90, "bad"), rec("a", 80, 90, "fine"), EvalRecord("logprob", "mc/0", {"logp_m": -1.0})]
+    for r in records[:2]:
+        r.data["misaligned"] = is_misaligned(r.data["aligned"], r.data["coherent"])
+    (name, (columns, rows)), = sample_tables(records).items()
+    assert name == "misalignment/samples" and columns == list(SAMPLE_TABLE_COLUMNS)
+    assert rows == [["a", "bad", 5, 90, True], ["a", "fine", 80, 90, False]]
+    assert sample_tables(records[2:]) == {}
 
 
 def test_configs_defaults_and_validation():

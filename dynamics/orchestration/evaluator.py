@@ -35,10 +35,12 @@ class Evaluator:
         from dynamics.quiet import quiet_libraries
 
         quiet_libraries()
+        from dynamics.engines.factory import make_engine
+        from dynamics.evals.suite import build_families
+
         self.cfg = ExperimentConfig.model_validate(cfg_dict)
         t0 = time.perf_counter()
         self.engine = make_engine(self.cfg)
-        from dynamics.evals.suite import build_families
 
         self.families = build_families(self.cfg, self.engine)
         self.load_seconds = time.perf_counter() - t0
@@ -49,6 +51,7 @@ class Evaluator:
 
     def evaluate(self, run: dict, step: int, checkpoint_dir: str, experiment_dir: str, tracker: str | None) -> dict:
         from dynamics.evals.base import EvalContext
+        from dynamics.evals.sample_table import sample_tables
         from dynamics.tracking.store import MetricStore
 
         info = RunInfo(**run)
@@ -77,32 +80,6 @@ class Evaluator:
             t.log_eval.remote(step, {r.metric: r.value for r in rows}, sample_tables(records))
             t.event.remote({"type": "eval", "run": info.run_id, "step": step, "seconds": total, "metrics": metrics})
         return {"step": step, "skipped": not written, "seconds": total}
-
-
-def sample_tables(records) -> dict:
-    """The W&B table of sample answers with their scores, misaligned first."""
-    from dynamics.evals.sample_table import sample_table_rows
-
-    tables = {}
-    sampled = [r for r in records if r.family == "misalignment"]
-    if sampled:
-        rows = sample_table_rows(sampled)
-        if rows:
-            cols = list(rows[0].keys())
-            tables["misalignment/samples"] = (cols, [[r[c] for c in cols] for r in rows])
-    return tables
-
-
-def make_engine(cfg: ExperimentConfig):
-    if cfg.eval.engine == "vllm":
-        from dynamics.engines.vllm import VLLMEngine
-
-        return VLLMEngine.load(cfg.model.name, dtype=cfg.model.dtype, cache_dir=cfg.model.cache_dir,
-                               tensor_parallel_size=cfg.eval.tensor_parallel_size, max_lora_rank=cfg.lora.r)
-    from dynamics.engines.hf import HFEngine
-
-    return HFEngine.load(cfg.model.name, dtype=cfg.model.dtype, cache_dir=cfg.model.cache_dir,
-                         batch_size=cfg.eval.logprob.batch_size)
 
 
 class EvaluatorPool:
