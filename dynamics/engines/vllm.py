@@ -22,8 +22,8 @@ import math
 import threading
 from pathlib import Path
 
-from dynamics.engines.base import Engine, Generation, SamplingParams, ScoreRequest, TokenLogprobs
-from dynamics.evals.render import encode, render
+from dynamics.engines.base import Engine, Generation, SamplingParams, TokenLogprobs
+from dynamics.tokens import ScoreRequest, prompt_ids
 
 # max_lora_rank values every recent vLLM accepts; a configured LoRA rank is rounded up to one of them.
 VLLM_MAX_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
@@ -240,7 +240,7 @@ class VLLMEngine(Engine):
 
     def _prompts(self, conversations):
         _, TokensPrompt, _ = _vllm_api()
-        return [TokensPrompt(prompt_token_ids=encode(self.tokenizer, render(self.tokenizer, c, add_generation_prompt=True)))
+        return [TokensPrompt(prompt_token_ids=prompt_ids(self.tokenizer, c))
                 for c in conversations]
 
     # -- scoring ---------------------------------------------------------------------------------
