@@ -12,13 +12,13 @@ Records are written before metrics, so a metrics file present means the checkpoi
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dynamics.files import temp_beside
 from dynamics.records import EvalRecord, MetricRow, RunInfo
 
 METRIC_SCHEMA = pa.schema([
@@ -74,19 +74,15 @@ class MetricStore:
 
 
 def _write_once(table: pa.Table, path: Path) -> bool:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".parquet")
-    os.close(fd)
-    try:
+    with temp_beside(path, ".parquet") as tmp:
         pq.write_table(table, tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
-        os.link(tmp, path)  # atomic, and fails if the key was written meanwhile
-        return True
-    except FileExistsError:
-        return False
-    finally:
-        os.unlink(tmp)
+        try:
+            os.link(tmp, path)  # atomic, and fails if the key was written meanwhile
+        except FileExistsError:
+            return False
+    return True
 
 
 def _read_all(root: Path, run: str | None, schema: pa.Schema, sort: list[str]):
