@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from dynamics.config import ExperimentConfig
-from dynamics.data.registry import resolve
+from dynamics.data.registry import DataUnavailable, resolve
 from dynamics.engines.base import BaseModelView, Engine
 from dynamics.evals.base import MetricFamily
+
+log = logging.getLogger(__name__)
 
 
 def build_judge(cfg: ExperimentConfig, engine: Engine):
@@ -59,8 +63,9 @@ def build_families(cfg: ExperimentConfig, engine: Engine) -> list[MetricFamily]:
         if static is not None:
             try:  # the analyser's own precision/recall on the labelled data, reported next to its rate
                 quality = static_judge_quality(static, path("insecure"), path("secure"))
-            except Exception:  # the labelled datasets are optional; the rate stands without them
-                quality = None
+            except DataUnavailable as err:  # the labelled datasets are optional; the rate stands without them
+                log.warning("in_distribution: no static judge precision/recall (labelled data not available: %s)",
+                            err)
         families.append(InDistributionFamily(path(e.in_distribution.prompts_file),
                                              path(e.in_distribution.judge_prompt_file), e.in_distribution,
                                              llm_judge=judge, static_judge=static, static_quality=quality))
