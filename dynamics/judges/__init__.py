@@ -1,22 +1,29 @@
-"""Judges: an API model, a local model, a static analyser; one contract (`base.py`)."""
+"""Judges: an API model, a local model, a static analyser; one contract (`base.py`).
 
-from dynamics.judges.aggregate import aggregate_0_100, parse_yes_no
-from dynamics.judges.api import ApiJudge
-from dynamics.judges.base import Judge, JudgeScore, YesNo
-from dynamics.judges.local import LocalJudge
-from dynamics.judges.static import Finding, StaticCodeJudge, StaticVerdict, extract_code, precision_recall
+The names below load their module on first use, so a caller that wants the contract (`Judge`,
+`JudgeScore`) or the aggregation rules does not import Bandit (the static judge) or httpx (the API judge).
+"""
 
-__all__ = [
-    "ApiJudge",
-    "Finding",
-    "Judge",
-    "JudgeScore",
-    "LocalJudge",
-    "StaticCodeJudge",
-    "StaticVerdict",
-    "YesNo",
-    "aggregate_0_100",
-    "extract_code",
-    "parse_yes_no",
-    "precision_recall",
-]
+import importlib
+
+_HOME = {
+    "ApiJudge": "api",
+    "Finding": "static",
+    "Judge": "base",
+    "JudgeScore": "base",
+    "LocalJudge": "local",
+    "StaticCodeJudge": "static",
+    "StaticVerdict": "static",
+    "YesNo": "base",
+    "aggregate_0_100": "aggregate",
+    "extract_code": "static",
+    "parse_yes_no": "aggregate",
+    "precision_recall": "static",
+}
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str):
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
