@@ -32,16 +32,14 @@ class Evaluator:
     """Holds the base model once; evaluates one checkpoint at a time with every metric family."""
 
     def __init__(self, cfg_dict: dict):
+        from dynamics.engines.factory import make_engine
+        from dynamics.evals.suite import build_families
         from dynamics.quiet import quiet_libraries
 
         quiet_libraries()
-        from dynamics.engines.factory import make_engine
-        from dynamics.evals.suite import build_families
-
         self.cfg = ExperimentConfig.model_validate(cfg_dict)
         t0 = time.perf_counter()
         self.engine = make_engine(self.cfg)
-
         self.families = build_families(self.cfg, self.engine)
         self.load_seconds = time.perf_counter() - t0
         self._lock = threading.Lock()

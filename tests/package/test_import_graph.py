@@ -8,7 +8,7 @@ that is a module, else `package`.
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "dynamics"
 
 
