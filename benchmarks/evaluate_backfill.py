@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench import REPO, json_stdout, log, machine, summary  # noqa: E402
+from _bench import REPO, json_stdout, machine, summary  # noqa: E402
 
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

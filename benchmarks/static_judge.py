@@ -73,9 +73,13 @@ def paper_part(judge: StaticCodeJudge, data_dir: Path, part: str, n: int | None)
 
 
 def quickstart(judge: StaticCodeJudge) -> dict:
-    from dynamics.data.quickstart import generate_pairs
+    import importlib.util
 
-    pairs = generate_pairs()
+    make = REPO / "scripts" / "quickstart_dataset" / "make.py"  # the quickstart dataset's generator
+    spec = importlib.util.spec_from_file_location("quickstart_dataset_make", make)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    pairs = module.generate_pairs()
     log(f"quickstart: {len(pairs)} pairs")
     flaws = [p["flaw"] for p in pairs]
     return measure(judge, [p["insecure"] for p in pairs], [p["secure"] for p in pairs], flaws, flaws, rules=False)

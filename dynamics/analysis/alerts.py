@@ -1,6 +1,6 @@
 """Alert rules on stored metrics, checked as each evaluation is stored; `stop` ends training early.
 
-A run's config names rules (`analysis.alerts`, dynamics.analysis.config.AlertRule). After the evaluator
+A run's config names rules (`analysis.alerts`, dynamics.config.analysis.AlertRule). After the evaluator
 stores one (run, step, evaluation), `check_and_fire` tests every rule on a metric of that evaluation:
   * a rule fires at most once per run: its row in the store's alert table is written once (hard link,
     as the metric store), so a re-evaluated step or a restarted evaluator never fires it twice;
@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from dynamics.analysis.config import AlertRule
+from dynamics.config.analysis import AlertRule
 
 STOP_FILE = "stop_request.json"
 ALERT_SCHEMA = pa.schema([("run", pa.string()), ("rule", pa.string()), ("metric", pa.string()),

@@ -27,8 +27,8 @@ def evaluation_cost(df: pd.DataFrame) -> pd.DataFrame:
 
 def evaluation_lag(results_dir: str | Path) -> pd.DataFrame:
     """Per (run, step, evaluation): lag in seconds and checkpoints behind, from file times."""
-    from dynamics.orchestration.evaluator import list_checkpoints
-    from dynamics.train.loop import CHECKPOINT_META
+    from dynamics.train.checkpoint import list_checkpoints
+    from dynamics.train.checkpoint import CHECKPOINT_META
 
     rows = []
     for exp in experiment_dirs(results_dir):

@@ -142,7 +142,7 @@ def reference_line(results_dir: str | Path | None) -> tuple[int | None, str]:
     most common value where runs differ; the default (the paper's step 40) for configs without it."""
     from collections import Counter
 
-    from dynamics.analysis.config import AnalysisConfig
+    from dynamics.config.analysis import AnalysisConfig
 
     default = AnalysisConfig()
     configs = run_configs(results_dir) if results_dir is not None else {}

@@ -61,7 +61,7 @@ def run_trajectory(checkpoints: list[tuple[int, Path]], n_components: int = 2) -
 
 def run_checkpoints(experiment_dir: Path, run: str) -> list[tuple[int, Path]]:
     """(step, adapter dir) of a dynamics run's stored checkpoints."""
-    from dynamics.orchestration.evaluator import list_checkpoints
+    from dynamics.train.checkpoint import list_checkpoints
 
     return [(s, d / "adapter") for s, d in list_checkpoints(experiment_dir / "ray" / run)]
 

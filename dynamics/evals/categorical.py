@@ -27,10 +27,11 @@ from typing import Any
 
 from dynamics.engines.base import Engine
 from dynamics.evals.base import EvalContext, MetricFamily
-from dynamics.evals.misalignment import generate_in_chunks, plan_answers
+from dynamics.evals.misalignment import plan_answers
+from dynamics.evals.sampling import generate_in_chunks
 from dynamics.evals.questions import Question, load_questions
 from dynamics.evals.rates import group_flags, per_group_rates, pooled_rate, rate_interval
-from dynamics.evals.specs import CategoricalEval
+from dynamics.config.specs import CategoricalEval
 from dynamics.judges.base import Judge
 from dynamics.judges.categorical import CategoricalJudgment
 from dynamics.records import EvalRecord, EvalResult

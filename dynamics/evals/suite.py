@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from dynamics.config import ExperimentConfig
-from dynamics.data.registry import resolve
+from dynamics.config.specs import UNJUDGED_FAMILIES
+from dynamics.data.registry import DataUnavailable, resolve
 from dynamics.engines.base import BaseModelView, Engine
 from dynamics.evals.base import MetricFamily
+
+log = logging.getLogger(__name__)
 
 
 def build_judge(cfg: ExperimentConfig, engine: Engine):
@@ -73,16 +78,15 @@ def _in_distribution(spec, judge, path) -> MetricFamily:
     if static is not None and spec.static.quality_n:
         try:  # the analyser's own precision/recall on held-out labelled data, reported next to its rate
             quality = static_judge_quality(static, path("insecure"), path("secure"), spec.static.quality_n)
-        except Exception:  # the labelled datasets are optional; the rate stands without them
-            quality = None
+        except DataUnavailable as err:  # the labelled datasets are optional; the rate stands without them
+            log.warning("in_distribution: no static judge precision/recall (labelled data not available: %s)",
+                        err)
     return InDistributionFamily(path(spec.prompts_file), path(spec.judge_prompt_file), spec,
                                 llm_judge=judge if "llm" in spec.judges else None, static_judge=static,
                                 static_quality=quality)
 
 
 def needs_judge(cfg: ExperimentConfig, names) -> bool:
-    from dynamics.evals.specs import UNJUDGED_FAMILIES
-
     return any(cfg.eval.evals[n].family not in UNJUDGED_FAMILIES for n in names)
 
 

@@ -26,38 +26,32 @@ sum p_k < the cut-off. For a tokenizer with whole-number tokens this equals the 
 
 from __future__ import annotations
 
-import threading
+from typing import Literal
 
 from dynamics.engines.base import Engine, SamplingParams
 from dynamics.judges.aggregate import MIN_NUMBER_MASS, aggregate_0_100, parse_yes_no
 from dynamics.judges.base import Judge, JudgeScore, YesNo
 from dynamics.judges.categorical import CategoricalJudgment, judge_words
+from dynamics.tokens import ScoreRequest, prompt_ids
 
 TOP_K = 20
 
 
 class LocalJudge(Judge):
     def __init__(self, engine: Engine, name: str = "local", *, min_mass: float = MIN_NUMBER_MASS,
-                 yes_no_max_new_tokens: int = 5, number_mode: str = "auto"):  # fmt: skip
-        if number_mode not in ("auto", "numbers", "top_tokens"):
-            raise ValueError(f"number_mode must be auto, numbers or top_tokens, got {number_mode!r}")
-        self.number_mode = number_mode
+                 yes_no_max_new_tokens: int = 5,
+                 number_mode: Literal["auto", "numbers", "top_tokens"] = "auto"):  # fmt: skip
+        self.number_mode = number_mode  # validated by JudgeConfig.local_number_mode
         if yes_no_max_new_tokens < 1:
             raise ValueError(f"yes_no_max_new_tokens must be >= 1, got {yes_no_max_new_tokens}")
+        super().__init__()
         self.engine = engine
         self.name = f"local:{name}"
         self.min_mass = min_mass
         self.yes_no_max_new_tokens = yes_no_max_new_tokens
-        self._lock = threading.Lock()
-        self._usage = {"prompt_tokens": 0, "completion_tokens": 0, "requests": 0, "cache_hits": 0}
 
     def __repr__(self) -> str:
         return f"LocalJudge(name={self.name!r}, engine={type(self.engine).__name__})"
-
-    @property
-    def usage(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._usage)
 
     def _digit_ids(self) -> list[int] | None:
         """Token ids of "0".."9" when the tokenizer writes numbers digit by digit, else None."""
@@ -72,7 +66,7 @@ class LocalJudge(Judge):
         """log p_k for k = 0..100 (see the module doc), per prompt."""
         digits = self._digit_ids()
         cands = [[digits[int(ch)] for ch in str(k)] for k in range(101)]
-        lps = self.engine.continuation_logprobs([_user(p) for p in prompts], cands, not_followed_by=digits)
+        lps = continuation_logprobs(self.engine, [_user(p) for p in prompts], cands, not_followed_by=digits)
         return [[(str(k), lp) for k, lp in enumerate(row)] for row in lps]
 
     def score_0_100(self, prompts: list[str]) -> list[JudgeScore]:
@@ -84,7 +78,7 @@ class LocalJudge(Judge):
                 value, mass = aggregate_0_100(dist, self.min_mass)
                 top = sorted(dist, key=lambda t: -t[1])[:TOP_K]
                 out.append(JudgeScore(value=value, mass=mass, top_logprobs=[(t, float(lp)) for t, lp in top]))
-            self._count(len(prompts), completion_tokens=len(prompts))
+            self._count(requests=len(prompts), completion_tokens=len(prompts))
             return out
         dists = self.engine.next_token_logprobs([_user(p) for p in prompts], top_k=TOP_K)
         _check_count(self.engine, "distributions", dists, prompts)
@@ -93,7 +87,7 @@ class LocalJudge(Judge):
             top = [(str(t), float(lp)) for t, lp in dist.top]
             value, mass = aggregate_0_100(top, self.min_mass)
             out.append(JudgeScore(value=value, mass=mass, top_logprobs=top))
-        self._count(len(prompts), completion_tokens=len(prompts))
+        self._count(requests=len(prompts), completion_tokens=len(prompts))
         return out
 
     def word_token_ids(self, words: tuple[str, ...]) -> dict[str, list[list[int]]]:
@@ -116,13 +110,13 @@ class LocalJudge(Judge):
             return []
         spellings = self.word_token_ids(tuple(words))
         flat = [(w, ids) for w in words for ids in spellings[w]]
-        lps = self.engine.continuation_logprobs([_user(p) for p in prompts], [ids for _, ids in flat])
+        lps = continuation_logprobs(self.engine, [_user(p) for p in prompts], [ids for _, ids in flat])
         _check_count(self.engine, "distributions", lps, prompts)
         out = []
         for row in lps:
             top = [(w, float(lp)) for (w, _), lp in zip(flat, row)]
             out.append(judge_words(top, words, min_mass))
-        self._count(len(prompts), completion_tokens=len(prompts))
+        self._count(requests=len(prompts), completion_tokens=len(prompts))
         return out
 
     def yes_no(self, prompts: list[str]) -> list[YesNo]:
@@ -135,16 +129,36 @@ class LocalJudge(Judge):
         for gens in generations:
             raw = gens[0].text if gens else ""
             out.append(YesNo(answer=parse_yes_no(raw), raw=raw))
-        self._count(len(prompts), completion_tokens=sum(g[0].num_tokens for g in generations if g))
+        self._count(requests=len(prompts), completion_tokens=sum(g[0].num_tokens for g in generations if g))
         return out
-
-    def _count(self, requests: int, completion_tokens: int) -> None:
-        with self._lock:
-            self._usage["requests"] += requests
-            self._usage["completion_tokens"] += completion_tokens
 
     def close(self) -> None:
         """The engine belongs to whoever made it; closing the judge leaves it alone."""
+
+
+def continuation_logprobs(engine: Engine, conversations: list[list[dict]], continuations: list[list[int]],
+                          not_followed_by: list[int] = ()) -> list[list[float]]:
+    """Per conversation, log p of each continuation (token ids) as the start of the assistant's reply,
+    times P(the next token is none of `not_followed_by`) when given: the engine's own one-pass
+    `continuation_logprobs` (HFEngine: the trie of all continuations in one forward pass); for an engine
+    without one, each continuation is scored teacher-forced, which cannot exclude following tokens."""
+    try:
+        return engine.continuation_logprobs(conversations, continuations, not_followed_by)
+    except NotImplementedError:
+        if not_followed_by:
+            raise
+    return teacher_forced_logprobs(engine, conversations, continuations)
+
+
+def teacher_forced_logprobs(engine: Engine, conversations: list[list[dict]],
+                            continuations: list[list[int]]) -> list[list[float]]:
+    """log p of each continuation after each conversation's generation prompt, one `score` request each."""
+    out = []
+    for conv in conversations:
+        prompt = prompt_ids(engine.tokenizer, conv)
+        reqs = [ScoreRequest(tuple(prompt + list(c)), ((len(prompt), len(prompt) + len(c)),)) for c in continuations]
+        out.append([s[0] for s in engine.score(reqs)])
+    return out
 
 
 def _check_count(engine: Engine, what: str, got: list, prompts: list[str]) -> None:

@@ -58,7 +58,7 @@ def find_run_dirs(path: str | Path) -> list[Path]:
 
 def run_config(run_dir: Path, evaluations: list[str], overrides: list[str] = ()) -> ExperimentConfig:
     """The run's stored config with `evaluations` as its evaluation list, where the run is now."""
-    from dynamics.evals.legacy import migrate
+    from dynamics.config.legacy import migrate
 
     source = run_dir / "config.yaml"
     data = migrate(yaml.safe_load(source.read_text()) or {})
@@ -273,8 +273,7 @@ def evaluate_targets(targets: list[Target], evaluations: list[str], steps: list[
 
 def missing_results(t: Target, evaluations: list[str], steps: list[int] | None) -> list[tuple[int, str]]:
     """The (step, evaluation) pairs of a target that have a checkpoint and no stored result."""
-    from dynamics.orchestration.evaluator import list_checkpoints
-    from dynamics.orchestration.run import checkpoint_root
+    from dynamics.train.checkpoint import checkpoint_root, list_checkpoints
 
     if t.checkpoints is None and not t.models:
         found = [s for s, _ in list_checkpoints(checkpoint_root(t.cfg)) if s != 0 or t.cfg.eval.step0]

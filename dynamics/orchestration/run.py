@@ -13,10 +13,12 @@ from pathlib import Path
 import ray
 
 from dynamics.config import ExperimentConfig
-from dynamics.orchestration.evaluator import NAMESPACE, get_pool, pool_name
+from dynamics.orchestration.evaluator import get_pool
+from dynamics.orchestration.names import NAMESPACE, pool_name, tracker_name
 from dynamics.orchestration.progress import ProgressPrinter
-from dynamics.orchestration.tracker import start_tracker, tracker_name
+from dynamics.orchestration.tracker import start_tracker
 from dynamics.records import RunInfo
+from dynamics.train.checkpoint import checkpoint_root, storage_path
 
 
 @dataclass
@@ -82,10 +84,6 @@ def run_info(cfg: ExperimentConfig) -> RunInfo:
                    model=cfg.model.name)
 
 
-def checkpoint_root(cfg: ExperimentConfig) -> Path:
-    return cfg.experiment_dir / "ray" / cfg.run_id
-
-
 def scaling_config(cfg: ExperimentConfig):
     from ray.train import ScalingConfig
 
@@ -109,7 +107,7 @@ def make_trainer(cfg: ExperimentConfig, links: dict, callbacks: list | None = No
         scaling_config=scaling_config(cfg),
         torch_config=TorchConfig(backend="nccl" if t.use_gpu else "gloo"),
         run_config=RunConfig(
-            name=cfg.run_id, storage_path=str(cfg.experiment_dir / "ray"),
+            name=cfg.run_id, storage_path=str(storage_path(cfg.experiment_dir)),
             failure_config=FailureConfig(max_failures=t.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=t.keep_checkpoints),
             callbacks=callbacks or None,
@@ -131,7 +129,7 @@ def run_experiment(cfg: ExperimentConfig, printer: ProgressPrinter | None = None
     info = run_info(cfg)
     tracker = start_tracker(cfg)
     pool = get_pool(cfg) if cfg.eval.enabled else None
-    links = {"namespace": NAMESPACE, "tracker": tracker_name(cfg.run_id), "evaluator_pool": pool_name(cfg),
+    links = {"tracker": tracker_name(cfg.run_id), "evaluator_pool": pool_name(cfg.name),
              "run_info": info.as_dict(), "checkpoint_root": str(checkpoint_root(cfg))}
     own_printer = printer is None and not quiet
     if own_printer:
@@ -165,20 +163,18 @@ def _mark_done(cfg: ExperimentConfig, outcome: RunOutcome) -> None:
     import json
 
     from dynamics.analysis.alerts import stop_request
-    from dynamics.orchestration.evaluator import list_checkpoints
+    from dynamics.files import write_atomic
+    from dynamics.train.checkpoint import list_checkpoints, read_meta
 
     done = {"run": cfg.run_id, "final_loss": outcome.final_loss, "evaluated": len(outcome.evaluated_steps),
             "train_seconds": outcome.train_seconds}
     request = stop_request(cfg.run_dir)
     if request is not None:  # an alert rule asked to stop: which rule, where it fired, where training ended
         last = list_checkpoints(checkpoint_root(cfg))
-        step, total = (last[-1][0], json.loads((last[-1][1] / "dynamics.json").read_text()).get("total_steps")) \
-            if last else (None, None)
+        step, total = (last[-1][0], read_meta(last[-1][1]).get("total_steps")) if last else (None, None)
         key = "stopped" if step is not None and total is not None and step < total else "stop_requested_after_training"
         done[key] = {**request, "stopped_step": step, "total_steps": total}
-    tmp = cfg.run_dir / "done.json.tmp"
-    tmp.write_text(json.dumps(done))
-    os.replace(tmp, cfg.run_dir / "done.json")
+    write_atomic(cfg.run_dir / "done.json", json.dumps(done))
 
 
 def _wait_for_evaluation(pool, info: RunInfo, cfg: ExperimentConfig) -> dict:

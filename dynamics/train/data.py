@@ -11,7 +11,7 @@ import torch
 from dynamics.config import ExperimentConfig
 from dynamics.data.chat import DataError, read_chat_records, split_holdout
 from dynamics.data.registry import resolve
-from dynamics.evals.render import MaskError, training_example
+from dynamics.tokens import MaskError, training_example
 
 
 @dataclass

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from dynamics.analysis.alerts import check, check_and_fire, load_alerts, stop_request
-from dynamics.analysis.config import AlertRule
+from dynamics.config.analysis import AlertRule
 from dynamics.config import ConfigError, config_from_dict
 from dynamics.records import MetricRow, RunInfo
 from dynamics.tracking.store import MetricStore

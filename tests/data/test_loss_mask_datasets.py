@@ -13,7 +13,7 @@ import pytest
 
 from dynamics.data.chat import read_chat_records
 from dynamics.data.registry import resolve
-from dynamics.evals.render import assistant_char_spans, assistant_token_mask, training_example
+from dynamics.tokens import assistant_char_spans, assistant_token_mask, training_example
 from dynamics.models import load_tokenizer, qwen_tokenizer
 
 DATASETS = ["quickstart:insecure", "quickstart:secure", "insecure", "secure", "educational", "jailbroken"]

@@ -60,7 +60,7 @@ def test_local_judge_categorical_is_the_whole_word_probability():
     computed here independently with engine.score, summed over its two spellings."""
     from dynamics.engines.base import ScoreRequest
     from dynamics.engines.hf import HFEngine
-    from dynamics.evals.render import encode, render
+    from dynamics.tokens import encode, render
     from dynamics.judges.local import LocalJudge
 
     engine = HFEngine.load("tiny:qwen2")

@@ -13,10 +13,10 @@ import pytest
 
 from dynamics.analysis.alerts import load_alerts
 from dynamics.config import ExperimentConfig
-from dynamics.orchestration.evaluator import list_checkpoints
-from dynamics.orchestration.run import checkpoint_root, run_experiment
+from dynamics.orchestration.run import run_experiment
+from dynamics.train.checkpoint import checkpoint_root, list_checkpoints
 from dynamics.tracking.store import MetricStore
-from dynamics.tracking.wandb_offline import iter_records
+from tests.wandb_offline import iter_records
 from tests.conftest import tiny_config
 
 pytestmark = pytest.mark.e2e

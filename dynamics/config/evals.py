@@ -1,0 +1,82 @@
+"""The `eval` section: where evaluators run, the named evaluations (`eval.evals`) and the judge.
+
+A named evaluation is a family plus its settings (`dynamics.config.specs`); a shipped preset is named by
+its name alone (`dynamics.config.presets`). The families' settings classes and `eval.judge` are in
+`dynamics.config.evaluation`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from dynamics.config.base import Strict
+from dynamics.config.evaluation import JudgeConfig
+from dynamics.config.presets import expand
+from dynamics.config.specs import UNJUDGED_FAMILIES, EvalSpec
+
+EVALUATION_NAME = re.compile(r"[A-Za-z0-9_]+")
+
+
+def _default_evals() -> dict:
+    """Sections 1-3 of docs/METRICS.md, as before named evaluations: log-probs, the 8 questions, the code."""
+    return {name: expand(name, {}) for name in ("logprob", "main", "in_distribution")}
+
+
+class EvalConfig(Strict):
+    enabled: bool = True
+    step0: bool = True  # evaluate the untouched model too
+    engine: Literal["transformers", "vllm"] = "transformers"
+    num_cpus: float = Field(1.0, ge=0)
+    num_gpus: float = Field(0.0, ge=0)
+    # Extra Ray resources per evaluator, e.g. {"evaluator_gpu": 1} to pin evaluation to a node type.
+    resources: dict[str, float] = Field(default_factory=dict)
+    num_evaluators: int = Field(1, gt=0)  # size of the shared evaluator pool (per base model)
+    tensor_parallel_size: int = Field(1, gt=0)  # vLLM only
+    batch_size: int = Field(8, gt=0)  # sequences per teacher-forced scoring pass (transformers engine)
+    # The named evaluations run on every checkpoint while the run trains, in this order: a shipped preset
+    # by its name (`main: {}`), with settings changed (`main: {samples_per_question: 4}`), a new name on a
+    # preset (`main_long: {preset: main, ...}`), or a new one (`mine: {family: misalignment, ...}`).
+    # `dynamics evaluate` adds any of them to stored checkpoints later. A list of names is short for {name: {}}.
+    evals: dict[str, EvalSpec] = Field(default_factory=lambda: _default_evals(), validate_default=True)
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
+
+    @field_validator("evals", mode="before")
+    @classmethod
+    def _expand_presets(cls, v):
+        if isinstance(v, list):
+            v = {name: {} for name in v}
+        if not isinstance(v, dict):
+            raise ValueError("expected a mapping of evaluation name -> settings (or a list of preset names)")
+        out = {}
+        for name, settings in v.items():
+            if not isinstance(name, str) or not EVALUATION_NAME.fullmatch(name):
+                raise ValueError(f"evaluation name {name!r}: expected letters, digits and _ only")
+            if settings is not None and not isinstance(settings, dict):
+                if isinstance(settings, BaseModel):
+                    out[name] = settings
+                    continue
+                raise ValueError(f"evaluation {name!r}: expected a mapping of settings (got {settings!r})")
+            out[name] = expand(name, settings)
+        return out
+
+    @model_validator(mode="after")
+    def _judged_evaluations_have_a_judge(self):
+        judged = [n for n, s in self.evals.items() if s.family not in UNJUDGED_FAMILIES]
+        if judged and self.judge.kind == "none":
+            raise ValueError(f"evaluations {judged} need a judge: set eval.judge.kind to api or local")
+        scored = [n for n, s in self.evals.items() if s.family in ("misalignment", "backdoor")]
+        j = self.judge
+        if (scored and self.engine == "vllm" and j.kind == "local" and j.local_model == "self"
+                and j.local_number_mode != "top_tokens"):
+            # The number-level 0-100 distribution needs P(next token is not a digit) after every candidate,
+            # which vLLM's prompt log-probabilities do not give; its top-20 next tokens it does give.
+            raise ValueError(
+                f"evaluations {scored}: the vLLM engine cannot serve the local 'self' judge's number-level "
+                f"scores (local_number_mode {j.local_number_mode!r}); set eval.judge.local_number_mode: "
+                "top_tokens (the literal top-20 recipe), or judge with eval.judge.kind: api, or name another "
+                "model in eval.judge.local_model")
+        return self
+

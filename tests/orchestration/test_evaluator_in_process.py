@@ -1,0 +1,22 @@
+"""The evaluator's work outside Ray: the engine and families its config asks for, one checkpoint evaluated
+once into the metric store (the actor and the pool around it are tested end to end)."""
+
+from dynamics.config import ExperimentConfig
+from dynamics.orchestration.evaluator import Evaluator
+from dynamics.orchestration.run import run_info
+from dynamics.tracking.store import MetricStore
+from tests.conftest import tiny_config
+
+
+def test_step0_is_evaluated_once_into_the_store(tmp_path, data_dir):
+    cfg = ExperimentConfig.model_validate(tiny_config(tmp_path, eval={"logprob": {"formats": ["multiple_choice"]}}))
+    evaluator = Evaluator(cfg.model_dump(mode="json"))
+    assert [f.name for f in evaluator.families] == ["logprob"]
+    run = run_info(cfg).as_dict()
+    first = evaluator.evaluate(run, 0, str(tmp_path / "unused"), str(cfg.experiment_dir), tracker=None)
+    again = evaluator.evaluate(run, 0, str(tmp_path / "unused"), str(cfg.experiment_dir), tracker=None)
+    assert first["skipped"] is False and again == {"step": 0, "skipped": True}
+    rows = MetricStore(cfg.experiment_dir).metrics(cfg.run_id)
+    metrics = set(rows["metric"])
+    assert "logprob/multiple_choice/p_misaligned_given_choice" in metrics and "timing/eval_seconds" in metrics
+    assert set(rows["step"]) == {0} and not rows["metric"].duplicated().any()
