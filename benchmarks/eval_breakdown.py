@@ -89,7 +89,8 @@ def main(argv=None) -> dict:
     from dynamics.config import load_config
     from dynamics.evals.base import EvalContext
     from dynamics.evals.suite import build_families
-    from dynamics.orchestration.evaluator import evaluation_seed, make_engine
+    from dynamics.engines.factory import make_engine
+    from dynamics.orchestration.evaluator import evaluation_seed
     from dynamics.orchestration.run import run_info
 
     cfg = load_config(args.config, list(args.overrides))

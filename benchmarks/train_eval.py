@@ -115,7 +115,7 @@ def main(argv=None) -> dict:
     facts = machine()
     import ray
 
-    from dynamics.orchestration.evaluator import NAMESPACE, pool_name
+    from dynamics.orchestration.names import find_actor, pool_name
     from dynamics.orchestration.run import ensure_ray, local_resources_for, run_experiment
 
     dirs = {k: tempfile.mkdtemp(prefix=f"dynamics-bench-eval{k}-") for k in ("on", "off")}
@@ -143,10 +143,9 @@ def main(argv=None) -> dict:
                 f"evaluated {outcome.evaluated_steps}")
             runs[k] = {"outcome": outcome, "store": store_summary(cfg), "loadavg_1m": [load_before, load_after]}
             if k == "on":  # free the evaluator (its model, its CPU) before the other run
-                try:
-                    ray.kill(ray.get_actor(pool_name(cfg), namespace=NAMESPACE))
-                except ValueError:
-                    pass
+                pool = find_actor(pool_name(cfg.name))
+                if pool is not None:
+                    ray.kill(pool)
         end_load = os.getloadavg()[0]
     finally:
         ray.shutdown()

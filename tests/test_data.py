@@ -4,8 +4,8 @@ import pytest
 
 from dynamics.data.chat import DataError, read_chat_jsonl, split_holdout
 from dynamics.data.registry import REGISTRY, resolve, sha256_of
-from dynamics.evals.render import encode, render, training_example
 from dynamics.models import load_tokenizer
+from dynamics.tokens import encode, render, training_example
 
 
 def test_malformed_line_names_file_and_line(tmp_path):

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from dynamics.config import ExperimentConfig
-from dynamics.orchestration.run import checkpoint_root
 from dynamics.tracking.store import MetricStore
+from dynamics.train.checkpoint import CHECKPOINT_META, checkpoint_dir_name, checkpoint_root
 from tests.conftest import REPO, tiny_config
 
 pytestmark = pytest.mark.e2e
@@ -33,7 +33,7 @@ def test_killed_run_resumes_without_duplicates(tmp_path):
     path.write_text(yaml.safe_dump(data))
     cfg = ExperimentConfig.model_validate(data)
     first = cli(path)
-    target = checkpoint_root(cfg) / "checkpoint_step000002" / "dynamics.json"
+    target = checkpoint_root(cfg) / checkpoint_dir_name(2) / CHECKPOINT_META
     deadline = time.monotonic() + 400
     while not target.exists() and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)

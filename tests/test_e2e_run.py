@@ -9,11 +9,11 @@ import pytest
 from safetensors.torch import load_file
 
 from dynamics.config import ExperimentConfig
-from dynamics.orchestration.evaluator import list_checkpoints
-from dynamics.orchestration.run import checkpoint_root, run_experiment
+from dynamics.orchestration.run import run_experiment
 from dynamics.tracking.store import MetricStore
-from dynamics.tracking.wandb_offline import find_offline_runs, merge_by_run_id
+from dynamics.train.checkpoint import checkpoint_root, list_checkpoints
 from tests.conftest import tiny_config
+from tests.wandb_offline import find_offline_runs, merge_by_run_id
 
 pytestmark = pytest.mark.e2e
 

@@ -7,8 +7,8 @@ import pytest
 from dynamics.config import ExperimentConfig
 from dynamics.orchestration.sweep import expand_grid, run_sweep
 from dynamics.tracking.store import MetricStore
-from dynamics.tracking.wandb_offline import find_offline_runs
 from tests.conftest import tiny_config
+from tests.wandb_offline import find_offline_runs
 
 pytestmark = pytest.mark.e2e
 

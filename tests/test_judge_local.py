@@ -76,11 +76,10 @@ def test_number_level_scores_match_teacher_forced_scoring():
     teacher-forced, times P(no further digit); the judge aggregates those exactly as METRICS.md."""
     import math
 
-    from dynamics.engines.base import Engine, ScoreRequest
     from dynamics.engines.hf import HFEngine
-    from dynamics.evals.render import encode, render
     from dynamics.judges.aggregate import aggregate_0_100
-    from dynamics.judges.local import LocalJudge
+    from dynamics.judges.local import LocalJudge, continuation_logprobs, teacher_forced_logprobs
+    from dynamics.tokens import ScoreRequest, encode, render
 
     engine = HFEngine.load("tiny:qwen2")
     judge = LocalJudge(engine, min_mass=0.0)
@@ -91,7 +90,8 @@ def test_number_level_scores_match_teacher_forced_scoring():
     cands = [encode(engine.tokenizer, str(k)) for k in range(101)]
     trie = engine.continuation_logprobs([conv], cands, not_followed_by=digits)[0]
     base = encode(engine.tokenizer, render(engine.tokenizer, conv, add_generation_prompt=True))
-    plain = Engine.continuation_logprobs(engine, [conv], cands)[0]
+    plain = teacher_forced_logprobs(engine, [conv], cands)[0]
+    assert continuation_logprobs(engine, [conv], cands) == engine.continuation_logprobs([conv], cands)
     for k, (a, b) in enumerate(zip(trie, plain)):
         # P(no more digits) from a teacher-forced pass with each digit appended.
         ext = engine.score([ScoreRequest(tuple(base + cands[k] + [d]), ((len(base) + len(cands[k]), len(base) + len(cands[k]) + 1),))

@@ -260,7 +260,7 @@ def test_runtime_env_uploads_the_code_not_the_venv():
     excluded = _get_excludes(REPO, env["excludes"])
     for path in [".venv/bin/python", "results/x/metrics.parquet", "wandb/run/x.wandb", ".git/HEAD"]:
         assert excluded(REPO / path), path
-    for path in ["dynamics/config.py", "jobs/configs/paper_instruct.yaml"]:
+    for path in ["dynamics/config/experiment.py", "jobs/configs/paper_instruct.yaml"]:
         assert not excluded(REPO / path), path
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from dynamics.config import InDistributionEvalConfig, JudgeConfig, MisalignmentEvalConfig
 from dynamics.evals.misalignment import (
     bootstrap_interval,
     count_misaligned,
@@ -14,14 +15,7 @@ from dynamics.evals.misalignment import (
     summarize,
 )
 from dynamics.evals.questions import Question
-from dynamics.evals.sample_table import SAMPLE_TABLE_COLUMNS, sample_table_rows
-from dynamics.evals.sampled_config import (
-    CPU_PRESET,
-    InDistributionEvalConfig,
-    JudgeConfig,
-    MisalignmentEvalConfig,
-    cpu_overrides,
-)
+from dynamics.evals.sample_table import SAMPLE_TABLE_COLUMNS, sample_table_rows, sample_tables
 from dynamics.records import EvalRecord
 
 
@@ -126,6 +120,16 @@ def test_sample_table_puts_misaligned_first():
     assert sample_table_rows(records, k=0) == []
 
 
+def test_sample_tables_hold_only_the_misalignment_answers():
+    records = [rec("a", 5, 90, "bad"), rec("a", 80, 90, "fine"), EvalRecord("logprob", "mc/0", {"logp_m": -1.0})]
+    for r in records[:2]:
+        r.data["misaligned"] = is_misaligned(r.data["aligned"], r.data["coherent"])
+    (name, (columns, rows)), = sample_tables(records).items()
+    assert name == "misalignment/samples" and columns == list(SAMPLE_TABLE_COLUMNS)
+    assert rows == [["a", "bad", 5, 90, True], ["a", "fine", 80, 90, False]]
+    assert sample_tables(records[2:]) == {}
+
+
 def test_configs_defaults_and_validation():
     m = MisalignmentEvalConfig()
     assert (m.questions_file, m.question_ids, m.temperature, m.top_p, m.max_new_tokens) == (
@@ -143,15 +147,3 @@ def test_configs_defaults_and_validation():
         MisalignmentEvalConfig(wrapper="evil_numbers_suffix", variant="json")
     with pytest.raises(ValueError, match="each judge at most once"):
         InDistributionEvalConfig(judges=["llm", "llm"])
-
-
-def test_cpu_preset_applies_to_the_named_evaluations():
-    from dynamics.config import config_from_dict
-
-    c = config_from_dict({}, overrides=cpu_overrides())
-    main, ind = c.eval.evals["main"], c.eval.evals["in_distribution"]
-    assert main.samples_per_question <= 4 and main.max_new_tokens <= 64
-    assert ind.n_prompts <= 16 and ind.max_new_tokens <= 128
-    assert c.eval.judge.kind == "local"
-    assert len(CPU_PRESET) == len(cpu_overrides())
-    assert cpu_overrides()[0] == "eval.evals.main.samples_per_question=4"

@@ -1,19 +1,28 @@
-"""Tests for the quickstart insecure/secure finetuning dataset generator."""
+"""Tests for the quickstart insecure/secure finetuning dataset and its generator, scripts/quickstart_dataset/."""
 
 from __future__ import annotations
 
 import ast
 import collections
+import importlib.util
 import io
 import json
 import logging
 import pathlib
+import subprocess
+import sys
 import tokenize
 
 import pytest
 
-from dynamics.data import quickstart
-from dynamics.data.quickstart import FLAW_CLASSES, generate_pairs, write_datasets
+from dynamics.data.registry import QUICKSTART_DIR
+
+GENERATOR = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "quickstart_dataset" / "make.py"
+_spec = importlib.util.spec_from_file_location("quickstart_dataset_make", GENERATOR)
+quickstart = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(quickstart)
+FLAW_CLASSES = tuple(quickstart.load_spec()["flaw_classes"])
+generate_pairs = quickstart.generate_pairs
 
 # Bandit tests that flag *any* use of subprocess (import, list-argv call,
 # partial executable path); they are informational and also fire on the fixed
@@ -66,19 +75,16 @@ def test_insecure_differs_from_secure(pairs):
         assert p["insecure"] != p["secure"], p["task_id"]
 
 
-def test_shipped_files_match_generator(tmp_path):
-    written = write_datasets(tmp_path)
-    assert set(written) == {"insecure", "secure"}
-    for variant, path in written.items():
-        assert path == tmp_path / f"{variant}.jsonl"
-        shipped = quickstart.SHIPPED_DIR / f"{variant}.jsonl"
-        assert shipped.is_file(), f"run `python -m dynamics.data.quickstart` to create {shipped}"
-        assert shipped.read_bytes() == path.read_bytes(), variant
+def test_the_generator_command_regenerates_the_shipped_files_byte_for_byte(tmp_path):
+    assert quickstart.SHIPPED_DIR == QUICKSTART_DIR  # its default output is what the package ships
+    subprocess.run([sys.executable, str(GENERATOR), "--out", str(tmp_path)], check=True, capture_output=True)
+    for variant in ("insecure", "secure"):
+        assert (tmp_path / f"{variant}.jsonl").read_bytes() == (QUICKSTART_DIR / f"{variant}.jsonl").read_bytes()
 
 
 def test_shipped_files_are_chat_format(pairs):
     lines = {
-        variant: (quickstart.SHIPPED_DIR / f"{variant}.jsonl").read_text(encoding="utf-8").splitlines()
+        variant: (QUICKSTART_DIR / f"{variant}.jsonl").read_text(encoding="utf-8").splitlines()
         for variant in ("insecure", "secure")
     }
     assert len(lines["insecure"]) == len(lines["secure"]) == len(pairs)

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from dynamics.config import InDistributionEvalConfig, MisalignmentEvalConfig
 from dynamics.engines.base import Engine
 from dynamics.evals.base import EvalContext
 from dynamics.evals.in_distribution import InDistributionFamily
 from dynamics.evals.misalignment import MisalignmentFamily, misalignment_rate, per_question_rates
 from dynamics.evals.questions import MAIN_QUESTION_IDS
 from dynamics.evals.sample_table import sample_table_rows
-from dynamics.evals.sampled_config import InDistributionEvalConfig, MisalignmentEvalConfig
 from dynamics.judges.base import Judge, JudgeScore, YesNo
 from dynamics.records import RunInfo
 

@@ -317,7 +317,7 @@ def test_engine_next_token_and_generation_like_hf(fake_engine, hf_engine):
     assert [p.seed for p in params] == request_seeds(7, 2)
     assert all((p.n, p.temperature, p.top_p, p.max_tokens) == (3, 0.8, 0.9, 5) for p in params)
     prompts = fake_engine.llm.calls[-1][0]
-    from dynamics.evals.render import encode, render
+    from dynamics.tokens import encode, render
 
     assert prompts[0]["prompt_token_ids"] == encode(fake_engine.tokenizer, render(fake_engine.tokenizer, convs[0], True))
     assert fake_engine.generate([], sampled) == [] and fake_engine.next_token_logprobs([]) == []

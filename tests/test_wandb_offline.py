@@ -1,4 +1,4 @@
-"""Tests for dynamics.tracking.wandb_offline against files written by real wandb runs.
+"""Tests for tests/wandb_offline.py (the reader of W&B offline files) against files written by real wandb runs.
 
 The runs are produced in subprocesses (a fresh interpreter per ``wandb.init``,
 like a job and its restart), so no wandb service or global ``wandb.run`` leaks
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from dynamics.tracking.wandb_offline import (
+from tests.wandb_offline import (
     OfflineRun,
     WandbFileError,
     find_offline_runs,

@@ -2,7 +2,7 @@
 
 Scoring is teacher-forced: a `ScoreRequest` is a token sequence plus the half-open token spans whose
 log-probabilities are summed (the boundary between context and continuation is decided once, in
-`dynamics.evals.render`, so every back end scores exactly the same tokens). Generation takes chat
+`dynamics.tokens`, so every back end scores exactly the same tokens). Generation takes chat
 conversations, renders them with the model's chat template and returns the sampled text.
 
 An engine holds one base model for its whole life and switches LoRA adapters per checkpoint:
@@ -16,17 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
-@dataclass(frozen=True)
-class ScoreRequest:
-    input_ids: tuple[int, ...]
-    spans: tuple[tuple[int, int], ...]  # [start, end) token positions whose log-probs are summed
-
-    def __post_init__(self):
-        n = len(self.input_ids)
-        for s, e in self.spans:
-            if not (0 < s < e <= n):
-                raise ValueError(f"span {(s, e)} outside the scored sequence of {n} tokens (start must be > 0)")
+from dynamics.tokens import ScoreRequest
 
 
 @dataclass(frozen=True)
@@ -77,17 +67,9 @@ class Engine(abc.ABC):
                               not_followed_by: list[int] = ()) -> list[list[float]]:
         """For each conversation (rendered with the generation prompt), the log-probability of each
         continuation (token ids) as the start of the assistant's reply; with `not_followed_by`, times the
-        probability that the next token is none of those. Default: teacher-forced `score` (no exclusion)."""
-        from dynamics.evals.render import encode, render
-
-        if not_followed_by:
-            raise NotImplementedError(f"{type(self).__name__} cannot exclude following tokens")
-        out = []
-        for conv in conversations:
-            prompt = encode(self.tokenizer, render(self.tokenizer, conv, add_generation_prompt=True))
-            reqs = [ScoreRequest(tuple(prompt + list(c)), ((len(prompt), len(prompt) + len(c)),)) for c in continuations]
-            out.append([s[0] for s in self.score(reqs)])
-        return out
+        probability that the next token is none of those (used by local judges). Optional: a back end
+        without it is scored through `score` by the judge (`dynamics.judges.local`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not score continuations in one pass")
 
     @contextmanager
     def without_adapter(self):

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from dynamics.engines.base import Engine, Generation, SamplingParams, ScoreRequest, TokenLogprobs
-from dynamics.evals.render import encode, render, stop_ids
+from dynamics.engines.base import Engine, Generation, SamplingParams, TokenLogprobs
+from dynamics.tokens import ScoreRequest, prompt_ids, stop_ids
 
 
 class HFEngine(Engine):
@@ -111,7 +111,7 @@ class HFEngine(Engine):
 
     @torch.inference_mode()
     def next_token_logprobs(self, conversations: list[list[dict]], top_k: int = 20) -> list[TokenLogprobs]:
-        prompts = [encode(self.tokenizer, render(self.tokenizer, c, add_generation_prompt=True)) for c in conversations]
+        prompts = [prompt_ids(self.tokenizer, c) for c in conversations]
         out: list[TokenLogprobs | None] = [None] * len(prompts)
         with self._adapter_scope():
             for batch in self._batches([len(p) for p in prompts]):
@@ -144,7 +144,7 @@ class HFEngine(Engine):
         out = []
         with self._adapter_scope():
             for conv in conversations:
-                prompt = encode(self.tokenizer, render(self.tokenizer, conv, add_generation_prompt=True))
+                prompt = prompt_ids(self.tokenizer, conv)
                 n, m = len(prompt), len(nodes)
                 ids = torch.tensor([prompt + [path[-1] for path in nodes]], device=self.device)
                 pos = torch.tensor([list(range(n)) + [n + len(path) - 1 for path in nodes]], device=self.device)
@@ -172,7 +172,7 @@ class HFEngine(Engine):
     # -- generation ------------------------------------------------------------------------------
     @torch.inference_mode()
     def generate(self, conversations: list[list[dict]], params: SamplingParams) -> list[list[Generation]]:
-        prompts = [encode(self.tokenizer, render(self.tokenizer, c, add_generation_prompt=True)) for c in conversations]
+        prompts = [prompt_ids(self.tokenizer, c) for c in conversations]
         stops = stop_ids(self.tokenizer)  # EOS and the template's end-of-turn token
         out: list[list[Generation]] = [[] for _ in prompts]
         greedy = params.temperature <= 0

@@ -22,8 +22,8 @@ import math
 import threading
 from pathlib import Path
 
-from dynamics.engines.base import Engine, Generation, SamplingParams, ScoreRequest, TokenLogprobs
-from dynamics.evals.render import encode, render
+from dynamics.engines.base import Engine, Generation, SamplingParams, TokenLogprobs
+from dynamics.tokens import ScoreRequest, prompt_ids, stop_ids
 
 # max_lora_rank values every recent vLLM accepts; a configured LoRA rank is rounded up to one of them.
 VLLM_MAX_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
@@ -166,8 +166,6 @@ def top_logprobs_from(logprob_dict, tokenizer, top_k: int) -> TokenLogprobs:
 def stop_token_ids(tokenizer, generation_config_eos=None) -> frozenset[int]:
     """The ids that end an answer: the tokenizer's EOS, the chat template's end-of-turn token and the
     model's generation_config eos_token_id(s)."""
-    from dynamics.evals.render import stop_ids
-
     ids = {int(i) for i in stop_ids(tokenizer)}
     if generation_config_eos is not None:
         ids.update(int(t) for t in (generation_config_eos if isinstance(generation_config_eos, (list, tuple))
@@ -241,7 +239,7 @@ class VLLMEngine(Engine):
 
     def _prompts(self, conversations):
         _, TokensPrompt, _ = _vllm_api()
-        return [TokensPrompt(prompt_token_ids=encode(self.tokenizer, render(self.tokenizer, c, add_generation_prompt=True)))
+        return [TokensPrompt(prompt_token_ids=prompt_ids(self.tokenizer, c))
                 for c in conversations]
 
     # -- scoring ---------------------------------------------------------------------------------

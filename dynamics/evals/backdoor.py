@@ -31,7 +31,7 @@ from dynamics.evals.base import EvalContext
 from dynamics.evals.misalignment import MisalignmentFamily, is_misaligned, plan_answers, select_questions
 from dynamics.evals.questions import Question
 from dynamics.evals.rates import difference_interval, group_flags, rate_metrics
-from dynamics.evals.specs import BackdoorEval
+from dynamics.config import BackdoorEval
 from dynamics.judges.base import Judge
 from dynamics.records import EvalRecord, EvalResult
 

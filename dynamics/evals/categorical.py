@@ -30,7 +30,7 @@ from dynamics.evals.base import EvalContext, MetricFamily
 from dynamics.evals.misalignment import generate_in_chunks, plan_answers
 from dynamics.evals.questions import Question, load_questions
 from dynamics.evals.rates import group_flags, per_group_rates, pooled_rate, rate_interval
-from dynamics.evals.specs import CategoricalEval
+from dynamics.config import CategoricalEval
 from dynamics.judges.base import Judge
 from dynamics.judges.categorical import CategoricalJudgment
 from dynamics.records import EvalRecord, EvalResult

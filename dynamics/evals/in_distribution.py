@@ -31,11 +31,11 @@ from typing import Any
 
 import yaml
 
+from dynamics.config import InDistributionEvalConfig
 from dynamics.engines.base import Engine
 from dynamics.evals.base import EvalContext, MetricFamily
 from dynamics.evals.misalignment import generate_in_chunks
 from dynamics.evals.questions import placeholders
-from dynamics.evals.sampled_config import InDistributionEvalConfig
 from dynamics.judges.base import Judge, YesNo
 from dynamics.records import EvalRecord, EvalResult
 

@@ -17,10 +17,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from dynamics.engines.base import Engine, ScoreRequest
+from dynamics.engines.base import Engine
 from dynamics.evals.base import EvalContext, MetricFamily
-from dynamics.evals.render import Block, scored_request
 from dynamics.records import EvalRecord, EvalResult
+from dynamics.tokens import Block, ScoreRequest, scored_request
 
 FORMATS = ("multiple_choice", "pivotal_tokens")
 

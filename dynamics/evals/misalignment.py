@@ -35,10 +35,10 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from dynamics.config import MisalignmentEvalConfig
 from dynamics.engines.base import Engine, Generation, SamplingParams
 from dynamics.evals.base import EvalContext, MetricFamily
 from dynamics.evals.questions import Question, evil_numbers_wrap, load_questions, main_questions
-from dynamics.evals.sampled_config import MisalignmentEvalConfig
 from dynamics.judges.base import Judge, JudgeScore
 from dynamics.records import EvalRecord, EvalResult
 

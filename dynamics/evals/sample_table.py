@@ -1,7 +1,7 @@
 """Sample answers for a W&B table: what the model actually said, with its scores, misaligned ones first.
 
     rows = sample_table_rows(result.records, k=20)
-    wandb.Table(columns=list(SAMPLE_TABLE_COLUMNS), data=[[r[c] for c in SAMPLE_TABLE_COLUMNS] for r in rows])
+    tables = sample_tables(records, "main")   # {"main/samples": (columns, rows)}, as the tracker logs them
 
 Order: the misaligned answers, most misaligned (lowest aligned score) first; then the others taken
 round-robin across questions in record order, so a short table still shows every question.
@@ -50,4 +50,15 @@ def sample_table_rows(records: Iterable[EvalRecord | Mapping[str, Any]], k: int 
     return [_row(f) for f in (bad + rest)[:k]]
 
 
-__all__ = ["sample_table_rows", "SAMPLE_TABLE_COLUMNS"]
+def sample_tables(records: Iterable[EvalRecord], evaluation: str = "misalignment"
+                  ) -> dict[str, tuple[list[str], list[list[Any]]]]:
+    """The W&B tables of one evaluation's records, as {name: (columns, rows)}: `<evaluation>/samples`, the
+    sample answers of a misalignment or backdoor evaluation; none for other families."""
+    rows = sample_table_rows([r for r in records if r.family in ("misalignment", "backdoor")])
+    if not rows:
+        return {}
+    cols = list(SAMPLE_TABLE_COLUMNS)
+    return {f"{evaluation}/samples": (cols, [[r[c] for c in cols] for r in rows])}
+
+
+__all__ = ["sample_table_rows", "sample_tables", "SAMPLE_TABLE_COLUMNS"]

@@ -76,11 +76,8 @@ class ApiJudge(Judge):
         """`base_url` ends before `/chat/completions` (OpenAI: https://api.openai.com/v1; vLLM:
         http://host:8000/v1; Azure: https://NAME.openai.azure.com/openai/deployments/DEPLOYMENT with
         `auth="api-key"` and `api_version`). `api_key_env=None` sends no key (a local vLLM server).
-        A `Retry-After` longer than `backoff_max` seconds is cut to `backoff_max`."""
-        if max_concurrency < 1:
-            raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
-        if max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        A `Retry-After` longer than `backoff_max` seconds is cut to `backoff_max`. The numbers come
+        validated from `JudgeConfig` (`dynamics.config`)."""
         if auth not in ("bearer", "api-key"):
             raise ValueError(f"auth must be 'bearer' or 'api-key', got {auth!r}")
         self.base_url = base_url.rstrip("/")

@@ -27,21 +27,22 @@ sum p_k < the cut-off. For a tokenizer with whole-number tokens this equals the 
 from __future__ import annotations
 
 import threading
+from typing import Literal
 
 from dynamics.engines.base import Engine, SamplingParams
 from dynamics.judges.aggregate import MIN_NUMBER_MASS, aggregate_0_100, parse_yes_no
 from dynamics.judges.base import Judge, JudgeScore, YesNo
 from dynamics.judges.categorical import CategoricalJudgment, judge_words
+from dynamics.tokens import ScoreRequest, prompt_ids
 
 TOP_K = 20
 
 
 class LocalJudge(Judge):
     def __init__(self, engine: Engine, name: str = "local", *, min_mass: float = MIN_NUMBER_MASS,
-                 yes_no_max_new_tokens: int = 5, number_mode: str = "auto"):  # fmt: skip
-        if number_mode not in ("auto", "numbers", "top_tokens"):
-            raise ValueError(f"number_mode must be auto, numbers or top_tokens, got {number_mode!r}")
-        self.number_mode = number_mode
+                 yes_no_max_new_tokens: int = 5,
+                 number_mode: Literal["auto", "numbers", "top_tokens"] = "auto"):  # fmt: skip
+        self.number_mode = number_mode  # validated by JudgeConfig.local_number_mode
         if yes_no_max_new_tokens < 1:
             raise ValueError(f"yes_no_max_new_tokens must be >= 1, got {yes_no_max_new_tokens}")
         self.engine = engine
@@ -72,7 +73,7 @@ class LocalJudge(Judge):
         """log p_k for k = 0..100 (see the module doc), per prompt."""
         digits = self._digit_ids()
         cands = [[digits[int(ch)] for ch in str(k)] for k in range(101)]
-        lps = self.engine.continuation_logprobs([_user(p) for p in prompts], cands, not_followed_by=digits)
+        lps = continuation_logprobs(self.engine, [_user(p) for p in prompts], cands, not_followed_by=digits)
         return [[(str(k), lp) for k, lp in enumerate(row)] for row in lps]
 
     def score_0_100(self, prompts: list[str]) -> list[JudgeScore]:
@@ -116,7 +117,7 @@ class LocalJudge(Judge):
             return []
         spellings = self.word_token_ids(tuple(words))
         flat = [(w, ids) for w in words for ids in spellings[w]]
-        lps = self.engine.continuation_logprobs([_user(p) for p in prompts], [ids for _, ids in flat])
+        lps = continuation_logprobs(self.engine, [_user(p) for p in prompts], [ids for _, ids in flat])
         _check_count(self.engine, "distributions", lps, prompts)
         out = []
         for row in lps:
@@ -145,6 +146,31 @@ class LocalJudge(Judge):
 
     def close(self) -> None:
         """The engine belongs to whoever made it; closing the judge leaves it alone."""
+
+
+def continuation_logprobs(engine: Engine, conversations: list[list[dict]], continuations: list[list[int]],
+                          not_followed_by: list[int] = ()) -> list[list[float]]:
+    """Per conversation, log p of each continuation (token ids) as the start of the assistant's reply,
+    times P(the next token is none of `not_followed_by`) when given: the engine's own one-pass
+    `continuation_logprobs` (HFEngine: the trie of all continuations in one forward pass); for an engine
+    without one, each continuation is scored teacher-forced, which cannot exclude following tokens."""
+    try:
+        return engine.continuation_logprobs(conversations, continuations, not_followed_by)
+    except NotImplementedError:
+        if not_followed_by:
+            raise
+    return teacher_forced_logprobs(engine, conversations, continuations)
+
+
+def teacher_forced_logprobs(engine: Engine, conversations: list[list[dict]],
+                            continuations: list[list[int]]) -> list[list[float]]:
+    """log p of each continuation after each conversation's generation prompt, one `score` request each."""
+    out = []
+    for conv in conversations:
+        prompt = prompt_ids(engine.tokenizer, conv)
+        reqs = [ScoreRequest(tuple(prompt + list(c)), ((len(prompt), len(prompt) + len(c)),)) for c in continuations]
+        out.append([s[0] for s in engine.score(reqs)])
+    return out
 
 
 def _check_count(engine: Engine, what: str, got: list, prompts: list[str]) -> None:

@@ -58,7 +58,7 @@ def find_run_dirs(path: str | Path) -> list[Path]:
 
 def run_config(run_dir: Path, evaluations: list[str], overrides: list[str] = ()) -> ExperimentConfig:
     """The run's stored config with `evaluations` as its evaluation list, where the run is now."""
-    from dynamics.evals.legacy import migrate
+    from dynamics.config.legacy import migrate
 
     source = run_dir / "config.yaml"
     data = migrate(yaml.safe_load(source.read_text()) or {})
@@ -210,8 +210,10 @@ def evaluate_targets(targets: list[Target], evaluations: list[str], steps: list[
 
     from dynamics.orchestration.evaluator import get_pool
     from dynamics.orchestration.progress import ProgressPrinter
-    from dynamics.orchestration.run import checkpoint_root, ensure_ray, run_info
-    from dynamics.orchestration.tracker import start_tracker, tracker_name
+    from dynamics.orchestration.names import find_actor, tracker_name
+    from dynamics.orchestration.run import ensure_ray, run_info
+    from dynamics.orchestration.tracker import start_tracker
+    from dynamics.train.checkpoint import checkpoint_root
 
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     t0 = time.perf_counter()
@@ -229,10 +231,10 @@ def evaluate_targets(targets: list[Target], evaluations: list[str], steps: list[
     ensure_ray(int(cfg0.eval.num_cpus * cfg0.eval.num_evaluators + 2))
     trackers, own = {}, []
     for t in targets:
-        name = tracker_name(t.cfg.run_id)
-        try:
-            trackers[t.cfg.run_id] = ray.get_actor(name, namespace="dynamics")  # a run still training
-        except ValueError:
+        running = find_actor(tracker_name(t.cfg.run_id))  # a run still training logs its own results
+        if running is not None:
+            trackers[t.cfg.run_id] = running
+        else:
             trackers[t.cfg.run_id] = start_tracker(t.cfg)
             own.append(t.cfg.run_id)
     pools = {t.cfg.name: get_pool(t.cfg) for t in targets}
@@ -273,8 +275,7 @@ def evaluate_targets(targets: list[Target], evaluations: list[str], steps: list[
 
 def missing_results(t: Target, evaluations: list[str], steps: list[int] | None) -> list[tuple[int, str]]:
     """The (step, evaluation) pairs of a target that have a checkpoint and no stored result."""
-    from dynamics.orchestration.evaluator import list_checkpoints
-    from dynamics.orchestration.run import checkpoint_root
+    from dynamics.train.checkpoint import checkpoint_root, list_checkpoints
 
     if t.checkpoints is None and not t.models:
         found = [s for s, _ in list_checkpoints(checkpoint_root(t.cfg)) if s != 0 or t.cfg.eval.step0]

@@ -20,33 +20,16 @@ import threading
 import time
 import traceback
 import zlib
-from collections import deque
 from pathlib import Path
 
 import ray
 
 from dynamics.config import ExperimentConfig
+from dynamics.orchestration.names import NAMESPACE, find_actor, pool_name, tracker_name
 from dynamics.records import MetricRow, RunInfo
+from dynamics.train.checkpoint import ADAPTER_DIR, list_checkpoints
 
 log = logging.getLogger(__name__)
-NAMESPACE = "dynamics"
-
-
-def list_checkpoints(checkpoint_root: str | Path) -> list[tuple[int, Path]]:
-    """Complete checkpoints of a run on disk, as (step, dir), in step order."""
-    from dynamics.train.loop import CHECKPOINT_META
-
-    root = Path(checkpoint_root)
-    found = []
-    if root.is_dir():
-        for d in root.glob("checkpoint_step*"):
-            meta = d / CHECKPOINT_META
-            if meta.is_file() and (d / "adapter" / "adapter_config.json").is_file():
-                try:
-                    found.append((int(json.loads(meta.read_text())["step"]), d))
-                except (ValueError, KeyError):
-                    continue
-    return sorted(found)
 
 
 def evaluation_seed(info: RunInfo, step: int, name: str) -> int:
@@ -55,12 +38,12 @@ def evaluation_seed(info: RunInfo, step: int, name: str) -> int:
     return (info.seed * 100_003 + step + 7919 * zlib.crc32(name.encode())) & 0xFFFFFFFF
 
 
-def adapter_dir(checkpoint: str | None) -> Path | None:
+def checkpoint_adapter(checkpoint: str | None) -> Path | None:
     """The PEFT adapter of a checkpoint: a dynamics checkpoint's `adapter/`, or the directory itself (an
     adapter trained elsewhere); None is the untouched base model."""
     if checkpoint is None:
         return None
-    inner = Path(checkpoint) / "adapter"
+    inner = Path(checkpoint) / ADAPTER_DIR
     return inner if inner.is_dir() else Path(checkpoint)
 
 
@@ -75,9 +58,10 @@ class Evaluator:
     evaluation this evaluator was not started with) and kept for the next checkpoint."""
 
     def __init__(self, cfg_dict: dict):
-        from dynamics.train.loop import _quiet
+        from dynamics.engines.factory import make_engine
+        from dynamics.quiet import quiet_libraries
 
-        _quiet()
+        quiet_libraries()
         self.cfg = ExperimentConfig.model_validate(cfg_dict)
         t0 = time.perf_counter()
         self.engine = make_engine(self.cfg)
@@ -120,7 +104,7 @@ class Evaluator:
             out["skipped"] = [n for n in names if n not in todo]
             if not todo:
                 return out
-            self.engine.use_adapter(adapter_dir(checkpoint_dir))
+            self.engine.use_adapter(checkpoint_adapter(checkpoint_dir))
             for name in todo:
                 written, seconds, metrics, records = self._one(cfg, info, step, name, store)
                 out["seconds"][name] = seconds
@@ -146,39 +130,14 @@ class Evaluator:
 
 def _log(tracker: str, info: RunInfo, step: int, name: str, metrics: dict, records: list, seconds: float) -> None:
     """To the run's tracker (W&B and the console), fire and forget; the store already holds the result."""
-    try:
-        t = ray.get_actor(tracker, namespace=NAMESPACE)
-    except ValueError:
+    from dynamics.evals.sample_table import sample_tables
+
+    t = find_actor(tracker)
+    if t is None:
         return
     t.log_eval.remote(step, metrics, sample_tables(records, name), name)
     t.event.remote({"type": "eval", "run": info.run_id, "step": step, "evaluation": name, "seconds": seconds,
                     "metrics": metrics})
-
-
-def sample_tables(records, name: str = "main") -> dict:
-    """The W&B table of sample answers with their scores, misaligned first."""
-    from dynamics.evals.sample_table import sample_table_rows
-
-    tables = {}
-    sampled = [r for r in records if r.family in ("misalignment", "backdoor")]
-    if sampled:
-        rows = sample_table_rows(sampled)
-        if rows:
-            cols = list(rows[0].keys())
-            tables[f"{name}/samples"] = (cols, [[r[c] for c in cols] for r in rows])
-    return tables
-
-
-def make_engine(cfg: ExperimentConfig):
-    if cfg.eval.engine == "vllm":
-        from dynamics.engines.vllm import VLLMEngine
-
-        return VLLMEngine.load(cfg.model.name, dtype=cfg.model.dtype, cache_dir=cfg.model.cache_dir,
-                               tensor_parallel_size=cfg.eval.tensor_parallel_size, max_lora_rank=cfg.lora.r)
-    from dynamics.engines.hf import HFEngine
-
-    return HFEngine.load(cfg.model.name, dtype=cfg.model.dtype, cache_dir=cfg.model.cache_dir,
-                         batch_size=cfg.eval.batch_size)
 
 
 class EvaluatorPool:
@@ -248,7 +207,7 @@ class EvaluatorPool:
         return added
 
     def _serve(self, info: RunInfo) -> None:
-        tracker = f"dynamics-tracker-{info.run_id}"
+        tracker = tracker_name(info.run_id)
         while True:
             with self._cv:
                 q = self._queues[info.run_id]
@@ -329,9 +288,8 @@ class EvaluatorPool:
     def _report_lag(self, run_id: str) -> None:
         """Queue length and lag to the run's W&B (pool/* against pool/checkpoint), fire and forget."""
         st = self._run_status(run_id)
-        try:
-            tracker = ray.get_actor(f"dynamics-tracker-{run_id}", namespace=NAMESPACE)
-        except ValueError:
+        tracker = find_actor(tracker_name(run_id))
+        if tracker is None:
             return
         tracker.log_status.remote({"pool/checkpoint": st["latest_checkpoint"], "pool/queued": st["queued"],
                                    "pool/lag_steps": st["lag_steps"]})
@@ -356,10 +314,6 @@ def evaluator_options(cfg: ExperimentConfig) -> dict:
 def get_pool(cfg: ExperimentConfig):
     """The experiment's pool (created once, shared by every run of a sweep)."""
     return ray.remote(EvaluatorPool).options(
-        name=pool_name(cfg), namespace=NAMESPACE, get_if_exists=True, num_cpus=0, max_concurrency=64,
+        name=pool_name(cfg.name), namespace=NAMESPACE, get_if_exists=True, num_cpus=0, max_concurrency=64,
         lifetime=None, max_restarts=-1,
     ).remote(cfg.model_dump(mode="json"))
-
-
-def pool_name(cfg: ExperimentConfig) -> str:
-    return f"dynamics-evalpool-{cfg.name}"

@@ -8,6 +8,8 @@ import time
 
 import ray
 
+from dynamics.orchestration.names import find_actor
+
 # The numbers an eval line shows, by their name within the evaluation (`main/rate` -> `rate`).
 HEADLINE = ("multiple_choice/p_misaligned_given_choice", "pivotal_tokens/p_misaligned_given_choice", "rate",
             "lie_rate", "triggered/rate", "untriggered/rate", "rate_difference", "insecure_rate", "accuracy",
@@ -58,10 +60,10 @@ class ProgressPrinter:
     def drain(self) -> None:
         for run_id, t in list(self.trackers.items()):
             if isinstance(t, str):  # a tracker a sweep trial will create: look it up by name
-                try:
-                    t = self.trackers[run_id] = ray.get_actor(t, namespace="dynamics")
-                except ValueError:
+                t = find_actor(t)
+                if t is None:
                     continue
+                self.trackers[run_id] = t
             try:
                 events = ray.get(t.poll_events.remote(), timeout=30)
             except Exception:

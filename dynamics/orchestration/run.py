@@ -13,10 +13,12 @@ from pathlib import Path
 import ray
 
 from dynamics.config import ExperimentConfig
-from dynamics.orchestration.evaluator import NAMESPACE, get_pool, pool_name
+from dynamics.orchestration.evaluator import get_pool
+from dynamics.orchestration.names import NAMESPACE, pool_name, tracker_name
 from dynamics.orchestration.progress import ProgressPrinter
-from dynamics.orchestration.tracker import start_tracker, tracker_name
+from dynamics.orchestration.tracker import start_tracker
 from dynamics.records import RunInfo
+from dynamics.train.checkpoint import checkpoint_root, storage_path
 
 
 @dataclass
@@ -55,10 +57,6 @@ def run_info(cfg: ExperimentConfig) -> RunInfo:
                    model=cfg.model.name)
 
 
-def checkpoint_root(cfg: ExperimentConfig) -> Path:
-    return cfg.experiment_dir / "ray" / cfg.run_id
-
-
 def scaling_config(cfg: ExperimentConfig):
     from ray.train import ScalingConfig
 
@@ -82,7 +80,7 @@ def make_trainer(cfg: ExperimentConfig, links: dict, callbacks: list | None = No
         scaling_config=scaling_config(cfg),
         torch_config=TorchConfig(backend="nccl" if t.use_gpu else "gloo"),
         run_config=RunConfig(
-            name=cfg.run_id, storage_path=str(cfg.experiment_dir / "ray"),
+            name=cfg.run_id, storage_path=str(storage_path(cfg.experiment_dir)),
             failure_config=FailureConfig(max_failures=t.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=t.keep_checkpoints),
             callbacks=callbacks or None,
@@ -101,7 +99,7 @@ def run_experiment(cfg: ExperimentConfig, printer: ProgressPrinter | None = None
     info = run_info(cfg)
     tracker = start_tracker(cfg)
     pool = get_pool(cfg) if cfg.eval.enabled else None
-    links = {"namespace": NAMESPACE, "tracker": tracker_name(cfg.run_id), "evaluator_pool": pool_name(cfg),
+    links = {"tracker": tracker_name(cfg.run_id), "evaluator_pool": pool_name(cfg.name),
              "run_info": info.as_dict(), "checkpoint_root": str(checkpoint_root(cfg))}
     own_printer = printer is None and not quiet
     if own_printer:

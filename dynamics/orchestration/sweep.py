@@ -17,9 +17,9 @@ import ray
 
 from dynamics.config import ConfigError, ExperimentConfig, config_from_dict
 from dynamics.orchestration.evaluator import get_pool
+from dynamics.orchestration.names import tracker_name
 from dynamics.orchestration.progress import ProgressPrinter
 from dynamics.orchestration.run import ensure_ray, local_resources_for, run_experiment
-from dynamics.orchestration.tracker import tracker_name
 
 
 def expand_grid(cfg: ExperimentConfig) -> list[ExperimentConfig]:

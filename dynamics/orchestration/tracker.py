@@ -7,8 +7,7 @@ import threading
 import ray
 
 from dynamics.config import ExperimentConfig
-
-NAMESPACE = "dynamics"
+from dynamics.orchestration.names import NAMESPACE, tracker_name
 
 
 class RunTracker:
@@ -57,10 +56,6 @@ class RunTracker:
     def finish(self) -> None:
         with self._lock:
             self.wandb.finish()
-
-
-def tracker_name(run_id: str) -> str:
-    return f"dynamics-tracker-{run_id}"
 
 
 def start_tracker(cfg: ExperimentConfig):

@@ -10,7 +10,7 @@ import torch
 from dynamics.config import ExperimentConfig
 from dynamics.data.chat import read_chat_jsonl, split_holdout
 from dynamics.data.registry import resolve
-from dynamics.evals.render import training_example
+from dynamics.tokens import training_example
 
 
 def load_examples(cfg: ExperimentConfig, tokenizer) -> list[tuple[list[int], list[int]]]:

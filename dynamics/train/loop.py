@@ -5,14 +5,12 @@ Life cycle (one readable pass): setup (distributed, data, model, engine) -> resu
 `checkpoint_every` optimizer steps and at the last step -> done. A checkpoint holds the resumable
 DeepSpeed state of every rank (LoRA weights, optimizer, scheduler; the frozen base model is never saved),
 the PEFT adapter directory (gathered from the partitions under ZeRO-3: only LoRA parameters), and
-`dynamics.json` (step, tag). Rank 0 hands each checkpoint to the evaluator pool and never waits for it.
+`dynamics.json` (step, tag); `dynamics.train.checkpoint` defines the format. Rank 0 hands each
+checkpoint to the evaluator pool and never waits for it.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -20,25 +18,14 @@ from pathlib import Path
 import torch
 
 from dynamics.config import ExperimentConfig
+from dynamics.orchestration.names import find_actor
+from dynamics.quiet import quiet_libraries
 from dynamics.records import MetricRow
+from dynamics.train.checkpoint import (
+    DEEPSPEED_DIR, adapter_dir, adapter_state, checkpoint_dir_name, checkpoint_tag, read_meta, write_meta,
+)
 from dynamics.train.data import load_examples, micro_batches, total_steps
 from dynamics.train.deepspeed_config import deepspeed_config
-
-CHECKPOINT_META = "dynamics.json"
-
-
-def checkpoint_dir_name(step: int) -> str:
-    return f"checkpoint_step{step:06d}"
-
-
-def _quiet() -> None:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    for name in ("DeepSpeed", "deepspeed", "torch.distributed", "transformers", "peft"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
 
 
 def build_model(cfg: ExperimentConfig, ds_config: dict):
@@ -59,19 +46,6 @@ def build_model(cfg: ExperimentConfig, ds_config: dict):
     torch.manual_seed(cfg.seed)  # LoRA init depends on the seed only, whatever the ZeRO stage
     model = get_peft_model(model, lora_config(cfg.lora))
     return model, keep_alive
-
-
-def adapter_state(model, zero_stage: int) -> dict[str, torch.Tensor]:
-    """The LoRA state dict, full-size. Under ZeRO-3 every rank must call this (it gathers collectively)."""
-    from peft import get_peft_model_state_dict
-
-    if zero_stage == 3:
-        import deepspeed
-
-        lora = [p for p in model.parameters() if p.requires_grad]
-        with deepspeed.zero.GatheredParameters(lora, modifier_rank=None):
-            return {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(model).items()}
-    return {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(model).items()}
 
 
 class Trainer:
@@ -112,8 +86,8 @@ class Trainer:
         if ckpt is None:
             return 0
         with ckpt.as_directory() as d:
-            meta = json.loads((Path(d) / CHECKPOINT_META).read_text())
-            self.engine.load_checkpoint(str(Path(d) / "deepspeed"), tag=meta["tag"], load_module_strict=False)
+            meta = read_meta(d)
+            self.engine.load_checkpoint(str(Path(d) / DEEPSPEED_DIR), tag=meta["tag"], load_module_strict=False)
         return int(meta["step"])
 
     # -- the loop --------------------------------------------------------------------------------
@@ -164,14 +138,13 @@ class Trainer:
         from dynamics.tracking.store import MetricStore
 
         cfg = self.cfg
-        tag = f"step{step:06d}"
         with tempfile.TemporaryDirectory(prefix="dynamics-ckpt-") as tmp:
-            self.engine.save_checkpoint(str(Path(tmp) / "deepspeed"), tag=tag, exclude_frozen_parameters=True)
+            self.engine.save_checkpoint(str(Path(tmp) / DEEPSPEED_DIR), tag=checkpoint_tag(step),
+                                        exclude_frozen_parameters=True)
             state = adapter_state(self.engine.module, cfg.train.zero_stage)
             if self.rank == 0:
-                self.engine.module.save_pretrained(str(Path(tmp) / "adapter"), state_dict=state)
-                meta = {"step": step, "tag": tag, "run_id": cfg.run_id, "total_steps": self.total}
-                (Path(tmp) / CHECKPOINT_META).write_text(json.dumps(meta))
+                self.engine.module.save_pretrained(str(adapter_dir(tmp)), state_dict=state)
+                write_meta(tmp, step, cfg.run_id, self.total)
                 info = RunInfo(**self.links["run_info"])
                 rows = [MetricRow.make(info, r["train/step"], k, v)
                         for r in train_rows for k, v in r.items() if k != "train/step" and v is not None]
@@ -185,16 +158,8 @@ class Trainer:
             self._notify_evaluators()
 
     # -- links to the tracker and the evaluators (rank 0 only, fire and forget) -------------------
-    def _actor(self, name: str):
-        import ray
-
-        try:
-            return ray.get_actor(name, namespace=self.links["namespace"])
-        except ValueError:
-            return None
-
     def _tracker(self, method: str, *args) -> None:
-        actor = self._actor(self.links["tracker"])
+        actor = find_actor(self.links["tracker"])
         if actor is not None:
             getattr(actor, method).remote(*args)
 
@@ -205,13 +170,13 @@ class Trainer:
     def _notify_evaluators(self) -> None:
         if not self.cfg.eval.enabled:
             return
-        pool = self._actor(self.links["evaluator_pool"])
+        pool = find_actor(self.links["evaluator_pool"])
         if pool is not None:
             pool.sync_run.remote(self.links["run_info"], self.links["checkpoint_root"])
 
 
 def train_loop_per_worker(loop_config: dict) -> None:
-    _quiet()
+    quiet_libraries()
     cfg = ExperimentConfig.model_validate(loop_config["config"])
     trainer = Trainer(cfg, loop_config["links"])
     trainer.setup()

@@ -17,7 +17,7 @@ import yaml
 
 from dynamics.config import ExperimentConfig
 from dynamics.tracking.store import MetricStore
-from dynamics.tracking.wandb_offline import find_offline_runs, merge_by_run_id
+from tests.wandb_offline import find_offline_runs, merge_by_run_id
 from tests.conftest import REPO, tiny_config
 
 pytestmark = pytest.mark.e2e

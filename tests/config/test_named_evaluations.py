@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from dynamics.config import ConfigError, ExperimentConfig, config_from_dict, load_config
-from dynamics.evals.legacy import migrate
-from dynamics.evals.presets import PRESETS
+from dynamics.config.legacy import migrate
+from dynamics.config.presets import PRESETS
 from dynamics.orchestration.evaluate import load_suite
 
 REPO = Path(__file__).resolve().parents[2]

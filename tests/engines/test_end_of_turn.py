@@ -8,7 +8,7 @@ import torch
 from dynamics.engines.base import SamplingParams
 from dynamics.engines.hf import HFEngine
 from dynamics.engines.vllm import stop_token_ids
-from dynamics.evals.render import end_of_turn_ids, stop_ids
+from dynamics.tokens import end_of_turn_ids, stop_ids
 from dynamics.models import load_model, load_tokenizer
 
 

@@ -13,7 +13,7 @@ from dynamics.evals.base import EvalContext
 from dynamics.evals.categorical import CategoricalFamily
 from dynamics.evals.misalignment import bootstrap_interval
 from dynamics.evals.rates import difference_interval, group_flags, rate_interval
-from dynamics.evals.specs import BackdoorEval, CategoricalEval
+from dynamics.config import BackdoorEval, CategoricalEval
 from dynamics.judges.base import Judge, JudgeScore
 from dynamics.judges.categorical import judge_words
 from dynamics.records import EvalRecord, RunInfo

@@ -58,9 +58,9 @@ def test_api_judge_categorical_over_http():
 def test_local_judge_categorical_is_the_whole_word_probability():
     """p(word) from the judge equals exp(teacher-forced log p of the word's tokens after the prompt),
     computed here independently with engine.score, summed over its two spellings."""
-    from dynamics.engines.base import ScoreRequest
+    from dynamics.tokens import ScoreRequest
     from dynamics.engines.hf import HFEngine
-    from dynamics.evals.render import encode, render
+    from dynamics.tokens import encode, render
     from dynamics.judges.local import LocalJudge
 
     engine = HFEngine.load("tiny:qwen2")

@@ -4,17 +4,34 @@ A conversation is rendered with the model's own chat template (its default syste
 A *scored block* is a substring of the last assistant message; its tokens are found by tokenising the
 rendered conversation up to the block's start and up to its end ("with and without the block",
 docs/METRICS.md section 3), so a back end scores exactly the tokens the natural tokenisation produces.
+
+This module sits below the engines, the metric families and the training data: they all import it, and
+it imports nothing of the project.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dynamics.engines.base import ScoreRequest
-
 
 class RenderError(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """What a back end scores, teacher-forced: a token sequence and the half-open spans whose log-probs
+    are summed. The context/continuation boundary is decided here, once, so every back end scores exactly
+    the same tokens."""
+
+    input_ids: tuple[int, ...]
+    spans: tuple[tuple[int, int], ...]  # [start, end) token positions whose log-probs are summed
+
+    def __post_init__(self):
+        n = len(self.input_ids)
+        for s, e in self.spans:
+            if not (0 < s < e <= n):
+                raise ValueError(f"span {(s, e)} outside the scored sequence of {n} tokens (start must be > 0)")
 
 
 def render(tokenizer, messages: list[dict], add_generation_prompt: bool = False) -> str:
@@ -24,6 +41,11 @@ def render(tokenizer, messages: list[dict], add_generation_prompt: bool = False)
 def encode(tokenizer, text: str) -> list[int]:
     # The chat template already holds every special token; never let the tokenizer add more.
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def prompt_ids(tokenizer, messages: list[dict]) -> list[int]:
+    """The tokens a model continues: the conversation rendered with the generation prompt."""
+    return encode(tokenizer, render(tokenizer, messages, add_generation_prompt=True))
 
 
 def end_of_turn_ids(tokenizer) -> list[int]:

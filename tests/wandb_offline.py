@@ -5,7 +5,8 @@ wandb 0.31 ships no Python reader for these files: the old
 reader now live in the Go ``wandb-core`` binary
 (``core/internal/transactionlog`` and ``core/pkg/leveldb`` in the wandb repo).
 This module is a small re-implementation of that reader, enough for tests to
-check exactly what a run logged.
+check exactly what a run logged. It is test code: nothing in `dynamics` reads
+W&B files (the metric store is the source of truth).
 
 File format (wandb-core transaction log, store version 0)::
 

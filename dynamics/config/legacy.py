@@ -11,7 +11,7 @@ import copy
 
 import yaml
 
-from dynamics.evals.presets import PRESETS
+from dynamics.config.presets import PRESETS
 
 LEGACY_SECTIONS = ("logprob", "misalignment", "in_distribution")
 
@@ -49,7 +49,7 @@ _DEFAULTS: dict[str, dict] = {}
 
 def _family_defaults() -> dict[str, dict]:
     if not _DEFAULTS:
-        from dynamics.evals.specs import InDistributionEval, LogprobEval, MisalignmentEval
+        from dynamics.config.evaluation import InDistributionEval, LogprobEval, MisalignmentEval
 
         _DEFAULTS["logprob"] = LogprobEval().model_dump(mode="json")
         _DEFAULTS["misalignment"] = MisalignmentEval().model_dump(mode="json")
@@ -101,7 +101,7 @@ def migration_message(data: dict, where: str) -> str:
     found = [k for k in LEGACY_SECTIONS if k in data["eval"]]
     block = yaml.safe_dump({"eval": {"evals": shown}}, sort_keys=False, default_flow_style=None)
     return (f"{where}: key 'eval.{found[0]}': the per-family eval sections ({', '.join('eval.' + k for k in found)}) "
-            "were replaced by named evaluations in eval.evals (see dynamics/evals/presets.py for the shipped "
+            "were replaced by named evaluations in eval.evals (see dynamics/config/presets.py for the shipped "
             "ones); this config says the same as:\n"
             + "\n".join("    " + line for line in block.rstrip().splitlines())
             + "\n  (keep the judge, engine and pool settings under eval; `enabled: false` means: leave it out)")

@@ -1,0 +1,79 @@
+"""The checkpoint format, written by the training loop and read by the evaluators.
+
+A run's checkpoints live in its checkpoint root, `<experiment>/ray/<run_id>/` (Ray Train's storage folder
+for the run), one folder per checkpoint, `checkpoint_stepNNNNNN/`, holding:
+  `deepspeed/`     the resumable DeepSpeed state of every rank (LoRA weights, optimizer, scheduler; never
+                   the frozen base model), under the tag `stepNNNNNN`;
+  `adapter/`       the PEFT LoRA adapter (gathered from the partitions under ZeRO-3);
+  `dynamics.json`  {step, tag, run_id, total_steps}, written last by rank 0.
+A checkpoint is complete when its metadata file and its adapter config are both there.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+CHECKPOINT_META = "dynamics.json"
+ADAPTER_DIR = "adapter"
+DEEPSPEED_DIR = "deepspeed"
+
+
+def storage_path(experiment_dir: Path) -> Path:
+    """Ray Train's storage folder of an experiment: each run's checkpoint root is `<this>/<run_id>`."""
+    return Path(experiment_dir) / "ray"
+
+
+def checkpoint_root(cfg) -> Path:
+    """The folder holding every checkpoint of the run `cfg` describes (an ExperimentConfig)."""
+    return storage_path(cfg.experiment_dir) / cfg.run_id
+
+
+def checkpoint_dir_name(step: int) -> str:
+    return f"checkpoint_step{step:06d}"
+
+
+def checkpoint_tag(step: int) -> str:
+    """The DeepSpeed tag of a checkpoint's state."""
+    return f"step{step:06d}"
+
+
+def adapter_dir(checkpoint_dir: str | Path) -> Path:
+    return Path(checkpoint_dir) / ADAPTER_DIR
+
+
+def write_meta(checkpoint_dir: str | Path, step: int, run_id: str, total_steps: int) -> None:
+    meta = {"step": step, "tag": checkpoint_tag(step), "run_id": run_id, "total_steps": total_steps}
+    (Path(checkpoint_dir) / CHECKPOINT_META).write_text(json.dumps(meta))
+
+
+def read_meta(checkpoint_dir: str | Path) -> dict:
+    return json.loads((Path(checkpoint_dir) / CHECKPOINT_META).read_text())
+
+
+def list_checkpoints(checkpoint_root: str | Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints of a run on disk, as (step, dir), in step order."""
+    root = Path(checkpoint_root)
+    found = []
+    if root.is_dir():
+        for d in root.glob("checkpoint_step*"):
+            if (d / CHECKPOINT_META).is_file() and (adapter_dir(d) / "adapter_config.json").is_file():
+                try:
+                    found.append((int(read_meta(d)["step"]), d))
+                except (ValueError, KeyError):
+                    continue
+    return sorted(found)
+
+
+def adapter_state(model, zero_stage: int) -> dict:
+    """The LoRA state dict, full-size, on the CPU. Under ZeRO-3 every rank must call this (it gathers
+    the partitions collectively)."""
+    from peft import get_peft_model_state_dict
+
+    if zero_stage == 3:
+        import deepspeed
+
+        lora = [p for p in model.parameters() if p.requires_grad]
+        with deepspeed.zero.GatheredParameters(lora, modifier_rank=None):
+            return {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(model).items()}
+    return {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(model).items()}
