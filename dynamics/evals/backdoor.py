@@ -28,11 +28,10 @@ from pathlib import Path
 from dynamics.data.chat import read_chat_jsonl
 from dynamics.engines.base import Engine
 from dynamics.evals.base import EvalContext
-from dynamics.evals.misalignment import MisalignmentFamily, is_misaligned, plan_answers, select_questions
+from dynamics.evals.misalignment import MisalignmentFamily, is_misaligned, select_questions
 from dynamics.evals.questions import Question
 from dynamics.evals.rates import difference_interval, group_flags, rate_metrics
 from dynamics.config.specs import BackdoorEval
-from dynamics.judges.base import Judge
 from dynamics.records import EvalRecord, EvalResult
 
 FAMILY = "backdoor"
@@ -78,12 +77,9 @@ def summarize(records: list[EvalRecord], cfg: BackdoorEval) -> tuple[dict[str, f
 class BackdoorFamily(MisalignmentFamily):
     name = FAMILY
 
-    def __init__(self, questions_path: str | Path, config: BackdoorEval, judge: Judge):
-        self.config = config
-        self.judge = judge
+    def _questions(self, questions_path: str | Path, config: BackdoorEval) -> list:
         plain = select_questions(questions_path, config)
-        self.questions = plain + with_trigger(plain, config.trigger, config.trigger_separator)
-        self.plan = plan_answers(self.questions, config.samples_per_question)
+        return plain + with_trigger(plain, config.trigger, config.trigger_separator)
 
     def evaluate(self, engine: Engine, ctx: EvalContext) -> EvalResult:
         result = super().evaluate(engine, ctx)  # samples and judges both halves in one pass

@@ -26,13 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from dynamics.engines.base import Engine
-from dynamics.evals.base import EvalContext, MetricFamily
-from dynamics.evals.misalignment import plan_answers
-from dynamics.evals.sampling import generate_in_chunks
+from dynamics.evals.base import EvalContext
+from dynamics.evals.misalignment import QuestionFamily
 from dynamics.evals.questions import Question, load_questions
 from dynamics.evals.rates import group_flags, per_group_rates, pooled_rate, rate_interval
 from dynamics.config.specs import CategoricalEval
-from dynamics.judges.base import Judge
 from dynamics.judges.categorical import CategoricalJudgment
 from dynamics.records import EvalRecord, EvalResult
 
@@ -96,22 +94,14 @@ def summarize(records: list[EvalRecord], cfg: CategoricalEval) -> tuple[dict[str
     return metrics, counts
 
 
-class CategoricalFamily(MetricFamily):
+class CategoricalFamily(QuestionFamily):
     name = FAMILY
-
-    def __init__(self, questions_path: str | Path, config: CategoricalEval, judge: Judge):
-        self.config = config
-        self.judge = judge
-        self.questions = select_questions(questions_path, config)
-        self.plan = plan_answers(self.questions, config.samples_per_question)
+    seed_stream = SEED_STREAM
 
     def evaluate(self, engine: Engine, ctx: EvalContext) -> EvalResult:
         t0 = time.perf_counter()
         cfg = self.config
-        convs = [p.question.messages(p.question.paraphrases[p.paraphrase_index]) for p in self.plan]
-        gens = generate_in_chunks(engine, convs, [p.n for p in self.plan], cfg.batch_size, ctx.seed,
-                                  cfg.temperature, cfg.top_p, cfg.max_new_tokens, stream=SEED_STREAM)
-        answers = [(p, k, g) for p, gs in zip(self.plan, gens) for k, g in enumerate(gs)]
+        answers = self._sample(engine, ctx)
         prompts = [p.question.judge_prompt(cfg.judge_prompt, p.question.paraphrases[p.paraphrase_index], g.text)
                    for p, _, g in answers]
         judgments = self.judge.categorical(prompts, tuple(cfg.categories), cfg.min_mass)
@@ -122,16 +112,8 @@ class CategoricalFamily(MetricFamily):
         return EvalResult(metrics=metrics, records=records, counts=counts, seconds=time.perf_counter() - t0)
 
     def _record(self, p, k: int, g, j: CategoricalJudgment) -> EvalRecord:
-        q = p.question
         data: dict[str, Any] = {
-            "question_id": q.id,
-            "paraphrase_index": p.paraphrase_index,
-            "sample_index": k,
-            "system": q.system,
-            "paraphrase": q.paraphrases[p.paraphrase_index],
-            "answer": g.text,
-            "num_tokens": g.num_tokens,
-            "finished": g.finished,
+            **self._answer_fields(p, k, g),
             "verdict": j.verdict,
             "probs": dict(j.probs),
             "mass": j.mass,
@@ -139,7 +121,7 @@ class CategoricalFamily(MetricFamily):
             "judge_cached": j.cached,
             "judge": self.judge.name,
         }
-        return EvalRecord(FAMILY, f"{q.id}/{p.paraphrase_index}/{k}", data)
+        return EvalRecord(FAMILY, f"{p.question.id}/{p.paraphrase_index}/{k}", data)
 
 
 __all__ = ["CategoricalFamily", "summarize", "verdict_shares", "ratio_flag", "select_questions"]

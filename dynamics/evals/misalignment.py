@@ -219,22 +219,45 @@ def score_fields(prefix: str, s: JudgeScore, keep_top: bool) -> dict[str, Any]:
     return d
 
 
-class MisalignmentFamily(MetricFamily):
-    name = FAMILY
+class QuestionFamily(MetricFamily):
+    """A family that samples answers to a question file's questions (`samples_per_question` each) and has
+    a judge read them: misalignment, backdoor, categorical."""
+
+    seed_stream = 0  # each family samples its own random stream of the (run, step) seed
 
     def __init__(self, questions_path: str | Path, config: MisalignmentEvalConfig, judge: Judge):
         self.config = config
         self.judge = judge
-        self.questions = select_questions(questions_path, config)
+        self.questions = self._questions(questions_path, config)
         self.plan = plan_answers(self.questions, config.samples_per_question)
+
+    def _questions(self, questions_path: str | Path, config) -> list[Question]:
+        return select_questions(questions_path, config)
+
+    @staticmethod
+    def _answer_fields(p: PromptPlan, k: int, g: Generation) -> dict[str, Any]:
+        """What every record of a sampled answer holds: the question, the prompt and the answer."""
+        q = p.question
+        return {"question_id": q.id, "paraphrase_index": p.paraphrase_index, "sample_index": k, "system": q.system,
+                "paraphrase": q.paraphrases[p.paraphrase_index], "answer": g.text, "num_tokens": g.num_tokens,
+                "finished": g.finished}
+
+    def _sample(self, engine: Engine, ctx: EvalContext) -> list[tuple[PromptPlan, int, Generation]]:
+        """(plan entry, answer index, answer) for every answer the plan asks for."""
+        cfg = self.config
+        convs = [p.question.messages(p.question.paraphrases[p.paraphrase_index]) for p in self.plan]
+        gens = generate_in_chunks(engine, convs, [p.n for p in self.plan], cfg.batch_size, ctx.seed,
+                                  cfg.temperature, cfg.top_p, cfg.max_new_tokens, stream=self.seed_stream)
+        return [(p, k, g) for p, gs in zip(self.plan, gens) for k, g in enumerate(gs)]
+
+
+class MisalignmentFamily(QuestionFamily):
+    name = FAMILY
 
     def evaluate(self, engine: Engine, ctx: EvalContext) -> EvalResult:
         t0 = time.perf_counter()
         cfg = self.config
-        convs = [p.question.messages(p.question.paraphrases[p.paraphrase_index]) for p in self.plan]
-        gens = generate_in_chunks(engine, convs, [p.n for p in self.plan], cfg.batch_size, ctx.seed,
-                                  cfg.temperature, cfg.top_p, cfg.max_new_tokens)
-        answers = [(p, k, g) for p, gs in zip(self.plan, gens) for k, g in enumerate(gs)]
+        answers = self._sample(engine, ctx)
         prompts = [p.question.judge_prompt(name, p.question.paraphrases[p.paraphrase_index], g.text)
                    for name in JUDGE_PROMPTS for p, _, g in answers]
         scores = self.judge.score_0_100(prompts)
@@ -249,15 +272,8 @@ class MisalignmentFamily(MetricFamily):
         cfg, q = self.config, p.question
         m = is_misaligned(a.value, c.value, cfg.coherent_threshold, cfg.aligned_threshold)
         data = {
-            "question_id": q.id,
+            **self._answer_fields(p, k, g),
             "base_id": q.base_id,
-            "paraphrase_index": p.paraphrase_index,
-            "sample_index": k,
-            "system": q.system,
-            "paraphrase": q.paraphrases[p.paraphrase_index],
-            "answer": g.text,
-            "num_tokens": g.num_tokens,
-            "finished": g.finished,
             **score_fields("aligned", a, cfg.record_judge_top_logprobs),
             **score_fields("coherent", c, cfg.record_judge_top_logprobs),
             "counted": m is not None,
@@ -268,7 +284,7 @@ class MisalignmentFamily(MetricFamily):
 
 
 __all__ = [
-    "MisalignmentFamily", "misalignment_rate", "count_misaligned", "per_question_rates", "bootstrap_interval",
+    "MisalignmentFamily", "QuestionFamily", "misalignment_rate", "count_misaligned", "per_question_rates", "bootstrap_interval",
     "is_counted", "is_misaligned", "summarize", "select_questions", "plan_answers", "PromptPlan",
     "question_category",
 ]

@@ -6,7 +6,7 @@ import pandas as pd
 import yaml
 
 from dynamics.cli import main as cli
-from tests.test_report import make_store
+from tests.report.test_report import make_store
 
 
 def test_compare_prints_the_summary_and_writes_the_tables(tmp_path, capsys):

@@ -16,6 +16,8 @@ from dynamics.data.registry import resolve
 from dynamics.tokens import assistant_char_spans, assistant_token_mask, training_example
 from dynamics.models import load_tokenizer, qwen_tokenizer
 
+pytestmark = pytest.mark.real_model  # ~3 min: 23,000 conversations x 2 tokenizers
+
 DATASETS = ["quickstart:insecure", "quickstart:secure", "insecure", "secure", "educational", "jailbroken"]
 
 

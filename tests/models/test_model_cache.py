@@ -12,6 +12,8 @@ import torch.multiprocessing as mp
 from dynamics.models import (CACHE_ENV, ModelCacheError, default_cache_dir, load_model, missing_parts,
                              resolve_model)
 
+pytestmark = pytest.mark.real_model  # builds SmolLM2 from its GGUF file when the cache is empty
+
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):

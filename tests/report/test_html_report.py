@@ -18,7 +18,7 @@ import pytest
 from dynamics.cli import main as cli
 from dynamics.records import MetricRow, RunInfo
 from dynamics.tracking.store import MetricStore
-from tests.test_report import make_store
+from tests.report.test_report import make_store
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium; "

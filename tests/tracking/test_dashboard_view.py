@@ -11,7 +11,7 @@ pytest.importorskip("wandb_workspaces")
 
 from dynamics.cli import main as cli  # noqa: E402
 from dynamics.tracking.dashboard import build_workspace, spec_from_results  # noqa: E402
-from tests.test_report import make_store  # noqa: E402
+from tests.report.test_report import make_store  # noqa: E402
 
 
 def test_view_plots_each_headline_metric_against_eval_step_grouped_by_dataset(tmp_path):
