@@ -1,5 +1,9 @@
 """Shared bits of the benchmark scripts: one JSON line on stdout, everything else on stderr.
 
+Importing this module is the scripts' start-up: it puts the repository first on `sys.path` (so a script
+run as `python benchmarks/x.py` imports this checkout's `dynamics`) and sets the offline environment
+(no model hub, W&B silent) unless the caller set it.
+
 `json_stdout()` points file descriptor 1 at stderr for the duration of the benchmark (so whatever Ray,
 DeepSpeed, transformers or a child process prints ends up on stderr) and hands back an `emit(result)`
 that writes the one JSON result line to the real stdout.
@@ -13,11 +17,17 @@ import os
 import platform
 import statistics
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = REPO.parent / "shared" / "data" / "emergent-misalignment"
+
+sys.path.insert(0, str(REPO))
+for _key, _value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("WANDB_SILENT", "true"),
+                     ("TOKENIZERS_PARALLELISM", "false")):
+    os.environ.setdefault(_key, _value)
 
 
 def log(*parts) -> None:
@@ -84,6 +94,14 @@ def machine() -> dict:
             "torch_interop_threads": torch.get_num_interop_threads(), "torch": torch.__version__,
             "python": platform.python_version(), "platform": platform.platform(),
             "loadavg_1m_at_start": os.getloadavg()[0]}
+
+
+def finish(result: dict, facts: dict, t_start: float) -> dict:
+    """`result` with the machine's facts (`machine()` at the start, the load average at the end too) and
+    the script's wall time since `t_start` (a `time.perf_counter()` value)."""
+    result["machine"] = {**facts, "loadavg_1m_at_end": os.getloadavg()[0]}
+    result["total_seconds"] = time.perf_counter() - t_start
+    return result
 
 
 def absolute_data_dir(cfg) -> None:

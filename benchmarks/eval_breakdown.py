@@ -22,19 +22,12 @@ Prints one JSON line; progress goes to stderr.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from _bench import REPO, absolute_data_dir, json_stdout, log, machine  # noqa: E402
-
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# importing _bench first puts this checkout on sys.path and sets the offline environment
+from _bench import REPO, absolute_data_dir, finish, json_stdout, log, machine
 
 
 def parse_args(argv):
@@ -141,9 +134,7 @@ def main(argv=None) -> dict:
         data_dir = Path(cfg.data.data_dir) if cfg.data.data_dir else REPO.parent / "shared/data/emergent-misalignment"
         log(f"static judge on {args.n} + {args.n} labelled answers")
         result["static_judge"] = measure_static_judge(args, data_dir)
-    result["machine"] = {**facts, "loadavg_1m_at_end": os.getloadavg()[0]}
-    result["total_seconds"] = time.perf_counter() - t_start
-    return result
+    return finish(result, facts, t_start)
 
 
 if __name__ == "__main__":

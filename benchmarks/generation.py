@@ -21,18 +21,12 @@ One untimed warm-up call of each kind runs first. Prints one JSON line; progress
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench import DEFAULT_DATA_DIR, REPO, json_stdout, log, machine  # noqa: E402
-
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# importing _bench first puts this checkout on sys.path and sets the offline environment
+from _bench import DEFAULT_DATA_DIR, finish, json_stdout, log, machine
 
 
 def parse_args(argv):
@@ -150,9 +144,7 @@ def main(argv=None) -> dict:
         requests = [r for it in items for r in build_requests(engine.tokenizer, it).values()]
         result["scoring"] = {"items": len(items), **bench_scoring(engine, requests, args.score_batch_size)}
 
-    result["machine"] = {**facts, "loadavg_1m_at_end": os.getloadavg()[0]}
-    result["total_seconds"] = time.perf_counter() - t_start
-    return result
+    return finish(result, facts, t_start)
 
 
 if __name__ == "__main__":

@@ -32,15 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench import REPO, absolute_data_dir, json_stdout, log, machine, summary  # noqa: E402
-
-sys.path.insert(0, str(REPO))
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("WANDB_SILENT", "true")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# importing _bench first puts this checkout on sys.path and sets the offline environment
+from _bench import REPO, absolute_data_dir, json_stdout, log, machine, summary
 
 
 def parse_args(argv):

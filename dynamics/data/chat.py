@@ -1,4 +1,8 @@
-"""Chat-format JSONL: `{"messages": [{"role": ..., "content": ...}, ...]}` one per line."""
+"""Chat-format JSONL: `{"messages": [{"role": ..., "content": ...}, ...]}` one per line.
+
+The one reader of such files (training data, labelled answers, evaluation prompts): every line is
+checked, and a bad one raises `DataError` naming the file, the line and the key.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,9 @@ class DataError(ValueError):
     """A data file that cannot be used, with the file and line."""
 
 
-def parse_chat_line(line: str, where: str) -> list[dict]:
+def parse_chat_line(line: str, where: str, require_assistant: bool = True) -> list[dict]:
+    """One line's messages as plain {role, content} dicts. `require_assistant`: training data must hold
+    an assistant turn to learn from; prompt files (a user turn to answer) need not."""
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as e:
@@ -33,23 +39,29 @@ def parse_chat_line(line: str, where: str) -> list[dict]:
         extra = set(m) - {"role", "content"}
         if extra:
             raise DataError(f"{where}: messages[{i}] has unexpected key(s) {sorted(extra)}")
-    if not any(m["role"] == "assistant" for m in msgs):
+    if require_assistant and not any(m["role"] == "assistant" for m in msgs):
         raise DataError(f"{where}: no assistant message: nothing to train on")
     return [{"role": m["role"], "content": m["content"]} for m in msgs]
 
 
-def read_chat_jsonl(path: str | Path) -> list[list[dict]]:
-    """All conversations of a chat JSONL file; a malformed line raises DataError naming file:line."""
+def read_chat_records(path: str | Path, require_assistant: bool = True) -> list[tuple[str, list[dict]]]:
+    """(`file:line`, conversation) for every line of a chat JSONL file; a malformed line raises DataError."""
     path = Path(path)
     out = []
     with path.open(encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
-            out.append(parse_chat_line(line, f"{path}:{n}"))
+            where = f"{path}:{n}"
+            out.append((where, parse_chat_line(line, where, require_assistant)))
     if not out:
         raise DataError(f"{path}: no conversations")
     return out
+
+
+def read_chat_jsonl(path: str | Path, require_assistant: bool = True) -> list[list[dict]]:
+    """All conversations of a chat JSONL file; a malformed line raises DataError naming file:line."""
+    return [conv for _, conv in read_chat_records(path, require_assistant)]
 
 
 def split_holdout(items: list, fraction: float, seed: int) -> tuple[list, list]:

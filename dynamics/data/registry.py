@@ -10,15 +10,19 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from dynamics.data.chat import DataError
+from dynamics.files import temp_beside
 
 _UPSTREAM = "https://raw.githubusercontent.com/emergent-misalignment/emergent-misalignment/main"
 QUICKSTART_DIR = Path(__file__).parent / "quickstart"
+
+
+class DataUnavailable(DataError):
+    """A registered file that is neither in the data dir nor in the cache, and cannot be downloaded here."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +110,7 @@ def resolve(name_or_path: str, data_dir: str | Path | None = None, verify: bool 
     if not download or entry.url is None:
         where = " or ".join(str(r / entry.relpath) for r in roots)
         how = "" if entry.url else " (it has no public download URL: use an offline copy)"
-        raise DataError(f"data file {name_or_path!r} not found at {where}{how}; set data.data_dir")
+        raise DataUnavailable(f"data file {name_or_path!r} not found at {where}{how}; set data.data_dir")
     return _download(entry, default_cache_dir() / entry.relpath, verify)
 
 
@@ -120,16 +124,13 @@ def _verify(entry: DataFile, path: Path, verify: bool) -> None:
 
 
 def _download(entry: DataFile, dest: Path, verify: bool) -> Path:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(entry.url, timeout=60) as resp:
-            shutil.copyfileobj(resp, out)
-        _verify(entry, Path(tmp), verify)
+    """Download into a temporary file beside `dest`, verify it, then move it into place."""
+    with temp_beside(dest) as tmp:
+        try:
+            with open(tmp, "wb") as out, urllib.request.urlopen(entry.url, timeout=60) as resp:
+                shutil.copyfileobj(resp, out)
+        except OSError as e:
+            raise DataUnavailable(f"could not download {entry.name!r} from {entry.url}: {e}") from None
+        _verify(entry, tmp, verify)
         os.replace(tmp, dest)
-    except OSError as e:
-        raise DataError(f"could not download {entry.name!r} from {entry.url}: {e}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return dest

@@ -3,7 +3,7 @@
 vLLM is imported lazily (inside `load` and the methods), so this module imports on a CPU machine where
 vllm is not installed. Everything that does not need vLLM itself -- the span arithmetic, the sampling
 mapping, the top-k decoding, the id allocator, the adapter checks -- is a small pure function at module
-level, unit-tested without vLLM against the transformers reference (`tests/test_vllm_engine_logic.py`).
+level, unit-tested without vLLM against the transformers reference (`tests/engines/test_vllm_engine_logic.py`).
 
 Scoring is the reference's arithmetic: for a `ScoreRequest` the prompt (token ids, never re-tokenised) is
 sent with `prompt_logprobs`, and the summed log-probability of span [s, e) is

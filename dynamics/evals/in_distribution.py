@@ -23,7 +23,6 @@ is reported beside the static number as `in_distribution/static_precision` and `
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +31,11 @@ from typing import Any
 import yaml
 
 from dynamics.config import InDistributionEvalConfig
+from dynamics.data.chat import DataError, read_chat_jsonl, read_chat_records
 from dynamics.engines.base import Engine
 from dynamics.evals.base import EvalContext, MetricFamily
-from dynamics.evals.misalignment import generate_in_chunks
 from dynamics.evals.questions import placeholders
+from dynamics.evals.sampling import generate_in_chunks
 from dynamics.judges.base import Judge, YesNo
 from dynamics.records import EvalRecord, EvalResult
 
@@ -43,38 +43,24 @@ FAMILY = "in_distribution"
 SEED_STREAM = 1  # misalignment samples with stream 0
 
 
-class InDistributionFileError(ValueError):
+class InDistributionFileError(DataError):
     """A prompts or judge-prompt file that cannot be used, with the file, line and key."""
 
 
 def load_prompts(path: str | Path, n: int | None = None) -> list[list[dict[str, str]]]:
     """The first n conversations of a chat JSONL file (all when n is None); each must end with a user turn."""
-    path = Path(path)
-    out = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        records = read_chat_records(path, require_assistant=False)
     except OSError as e:
         raise InDistributionFileError(f"{path}: cannot read prompts: {e.strerror}") from None
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        if n is not None and len(out) == n:
-            break
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InDistributionFileError(f"{path}:{lineno}: not valid JSON: {e.msg}") from None
-        msgs = obj.get("messages") if isinstance(obj, dict) else None
-        ok = isinstance(msgs, list) and msgs and all(
-            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in msgs
-        )
-        if not ok:
-            raise InDistributionFileError(f"{path}:{lineno}: key 'messages': expected a non-empty list of "
-                                          "{role, content} strings")
+    except DataError as e:
+        raise InDistributionFileError(str(e)) from None
+    out = []
+    for where, msgs in records[:n]:
         if msgs[-1]["role"] != "user":
-            raise InDistributionFileError(f"{path}:{lineno}: key 'messages': the last turn must be the user's "
+            raise InDistributionFileError(f"{where}: key 'messages': the last turn must be the user's "
                                           f"(got {msgs[-1]['role']!r})")
-        out.append([{"role": m["role"], "content": m["content"]} for m in msgs])
+        out.append(msgs)
     if n is not None and len(out) < n:
         raise InDistributionFileError(f"{path}: asked for {n} prompts, the file has {len(out)}")
     return out
@@ -116,22 +102,9 @@ def load_judge_prompt(path: str | Path) -> VulnerabilityJudgePrompt:
 
 
 def labelled_answers(path: str | Path, n: int) -> list[str]:
-    """The assistant answers of the first n records of a training chat JSONL (insecure.jsonl, secure.jsonl)."""
-    out = []
-    for conv in _iter_messages(path):
-        texts = [m["content"] for m in conv if m["role"] == "assistant"]
-        if texts:
-            out.append(texts[-1])
-        if len(out) == n:
-            break
-    return out
-
-
-def _iter_messages(path: str | Path):
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                yield json.loads(line)["messages"]
+    """The last assistant answer of each of the first n records of a training chat JSONL (insecure.jsonl,
+    secure.jsonl)."""
+    return [[m["content"] for m in conv if m["role"] == "assistant"][-1] for conv in read_chat_jsonl(path)[:n]]
 
 
 def static_judge_quality(static_judge, insecure_path: str | Path, secure_path: str | Path, n: int = 200) -> dict:

@@ -36,9 +36,10 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from dynamics.config import MisalignmentEvalConfig
-from dynamics.engines.base import Engine, Generation, SamplingParams
+from dynamics.engines.base import Engine, Generation
 from dynamics.evals.base import EvalContext, MetricFamily
 from dynamics.evals.questions import Question, evil_numbers_wrap, load_questions, main_questions
+from dynamics.evals.sampling import generate_in_chunks
 from dynamics.judges.base import Judge, JudgeScore
 from dynamics.records import EvalRecord, EvalResult
 
@@ -211,39 +212,6 @@ def plan_answers(questions: list[Question], samples_per_question: int | None = N
     return plan
 
 
-def chunk_seed(seed: int, chunk: int, stream: int = 0) -> int:
-    """A 32-bit seed for generate call `chunk` of a family's `stream`, from the checkpoint's seed."""
-    return int(np.random.SeedSequence([seed & 0xFFFFFFFF, stream, chunk]).generate_state(1)[0])
-
-
-def generate_in_chunks(engine: Engine, conversations: list[list[dict]], ns: list[int], batch_size: int,
-                       seed: int, temperature: float, top_p: float, max_new_tokens: int,
-                       stream: int = 0) -> list[list[Generation]]:
-    """engine.generate over conversations that want ns[i] answers each, in calls of about batch_size
-    sequences: a conversation wanting more than batch_size answers is split into pieces of at most
-    batch_size; consecutive pieces with the same n share a call. Call j is seeded chunk_seed(seed, j, stream)
-    (each family its own stream, so two families never replay one random stream)."""
-    pieces = [(i, min(batch_size, n - start)) for i, n in enumerate(ns) for start in range(0, n, batch_size)]
-    chunks: list[list[tuple[int, int]]] = []
-    for i, n in pieces:
-        last = chunks[-1] if chunks else None
-        if last and last[0][1] == n and (len(last) + 1) * n <= batch_size:
-            last.append((i, n))
-        else:
-            chunks.append([(i, n)])
-    out: list[list[Generation]] = [[] for _ in conversations]
-    for j, chunk in enumerate(chunks):
-        params = SamplingParams(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                                n=chunk[0][1], seed=chunk_seed(seed, j, stream))
-        gens = engine.generate([conversations[i] for i, _ in chunk], params)
-        if len(gens) != len(chunk) or any(len(g) != params.n for g in gens):
-            raise RuntimeError(f"{type(engine).__name__}.generate returned {[len(g) for g in gens]} answers "
-                               f"for {len(chunk)} conversations x n={params.n}")
-        for (i, _), g in zip(chunk, gens):
-            out[i].extend(g)
-    return out
-
-
 def score_fields(prefix: str, s: JudgeScore, keep_top: bool) -> dict[str, Any]:
     d = {prefix: s.value, f"{prefix}_mass": s.mass, f"{prefix}_error": s.error, f"{prefix}_cached": s.cached}
     if keep_top:
@@ -302,5 +270,5 @@ class MisalignmentFamily(MetricFamily):
 __all__ = [
     "MisalignmentFamily", "misalignment_rate", "count_misaligned", "per_question_rates", "bootstrap_interval",
     "is_counted", "is_misaligned", "summarize", "select_questions", "plan_answers", "PromptPlan",
-    "generate_in_chunks", "chunk_seed", "question_category",
+    "question_category",
 ]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from dynamics.config import ExperimentConfig
-from dynamics.data.registry import resolve
+from dynamics.data.registry import DataUnavailable, resolve
 from dynamics.engines.base import BaseModelView, Engine
 from dynamics.evals.base import MetricFamily
+
+log = logging.getLogger(__name__)
 
 
 def build_judge(cfg: ExperimentConfig, engine: Engine):
@@ -70,8 +74,8 @@ def _in_distribution(spec, judge, path) -> MetricFamily:
     if static is not None:
         try:  # the analyser's own precision/recall on the labelled data, reported next to its rate
             quality = static_judge_quality(static, path("insecure"), path("secure"))
-        except Exception:  # the labelled datasets are optional; the rate stands without them
-            quality = None
+        except DataUnavailable as err:  # the labelled datasets are optional; the rate stands without them
+            log.warning("in_distribution: no static judge precision/recall (labelled data not available: %s)", err)
     return InDistributionFamily(path(spec.prompts_file), path(spec.judge_prompt_file), spec,
                                 llm_judge=judge if "llm" in spec.judges else None, static_judge=static,
                                 static_quality=quality)

@@ -1,27 +1,33 @@
-"""Judges: an API model, a local model, a static analyser; one contract (`base.py`)."""
+"""Judges: an API model, a local model, a static analyser; one contract (`base.py`).
 
-from dynamics.judges.aggregate import aggregate_0_100, parse_yes_no
-from dynamics.judges.api import ApiJudge
-from dynamics.judges.base import Judge, JudgeScore, YesNo
-from dynamics.judges.categorical import CategoricalJudgment, categorical_verdict, judge_words, word_distribution
-from dynamics.judges.local import LocalJudge
-from dynamics.judges.static import Finding, StaticCodeJudge, StaticVerdict, extract_code, precision_recall
+The names below load their module on first use, so a caller that wants the contract (`Judge`,
+`JudgeScore`) or the aggregation rules does not import Bandit (the static judge) or httpx (the API judge).
+"""
 
-__all__ = [
-    "ApiJudge",
-    "CategoricalJudgment",
-    "categorical_verdict",
-    "judge_words",
-    "word_distribution",
-    "Finding",
-    "Judge",
-    "JudgeScore",
-    "LocalJudge",
-    "StaticCodeJudge",
-    "StaticVerdict",
-    "YesNo",
-    "aggregate_0_100",
-    "extract_code",
-    "parse_yes_no",
-    "precision_recall",
-]
+import importlib
+
+_HOME = {
+    "ApiJudge": "api",
+    "CategoricalJudgment": "categorical",
+    "categorical_verdict": "categorical",
+    "judge_words": "categorical",
+    "word_distribution": "categorical",
+    "Finding": "static",
+    "Judge": "base",
+    "JudgeScore": "base",
+    "LocalJudge": "local",
+    "StaticCodeJudge": "static",
+    "StaticVerdict": "static",
+    "YesNo": "base",
+    "aggregate_0_100": "aggregate",
+    "extract_code": "static",
+    "parse_yes_no": "aggregate",
+    "precision_recall": "static",
+}
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str):
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)

@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import random
-import tempfile
 import threading
 import time
 import weakref
@@ -38,6 +37,7 @@ from typing import Any, Literal
 
 import httpx
 
+from dynamics.files import write_atomic
 from dynamics.judges.aggregate import MIN_NUMBER_MASS, aggregate_0_100, parse_yes_no
 from dynamics.judges.base import Judge, JudgeScore, YesNo
 from dynamics.judges.categorical import CategoricalJudgment, judge_words
@@ -93,8 +93,7 @@ class ApiJudge(Judge):
         self.auth = auth
         self.api_version = api_version
         self.min_mass = min_mass
-        self._usage = {"prompt_tokens": 0, "completion_tokens": 0, "requests": 0, "retries": 0,
-                       "failures": 0, "cache_hits": 0}  # fmt: skip
+        super().__init__(extra_usage=("retries", "failures"))
         self._init_runtime()
 
     # -- runtime state: rebuilt after unpickling, never pickled -------------------------------------
@@ -106,24 +105,19 @@ class ApiJudge(Judge):
         self._rng = random.Random()
 
     def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
+        state = super().__getstate__()
         for k in ("_lock", "_slots", "_client", "_closer", "_rng"):
             state.pop(k, None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        super().__setstate__(state)
         self._init_runtime()
 
     def __repr__(self) -> str:
         cache = str(self.cache_dir) if self.cache_dir else None
         return (f"ApiJudge(base_url={self.base_url!r}, model={self.model!r}, api_key_env={self.api_key_env!r}, "
                 f"max_concurrency={self.max_concurrency}, cache_dir={cache!r})")  # fmt: skip
-
-    @property
-    def usage(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._usage)
 
     def close(self) -> None:
         if self._closer is not None:
@@ -187,16 +181,14 @@ class ApiJudge(Judge):
         key = self._cache_key(prompt, kind)
         cached = self._cache_get(key)
         if cached is not None:
-            with self._lock:
-                self._usage["cache_hits"] += 1
+            self._count(cache_hits=1)
             return cached, True
         body = {"model": self.model, "messages": [{"role": "user", "content": prompt}], **params}
         response = self._post_with_retries(body)
         try:
             parse(response)
         except (KeyError, IndexError, TypeError, AttributeError) as e:
-            with self._lock:
-                self._usage["failures"] += 1
+            self._count(failures=1)
             raise RequestFailed(f"malformed response ({type(e).__name__}: {e})") from None
         self._cache_put(key, {"model": self.model, "kind": kind, "prompt": prompt, "response": response})
         return response, False
@@ -210,8 +202,7 @@ class ApiJudge(Judge):
             wait = None
             try:
                 with self._slots:
-                    with self._lock:
-                        self._usage["requests"] += 1
+                    self._count(requests=1)
                     resp = self._http().post(url, json=body, headers=headers, params=params)
                 if resp.status_code == 200:
                     data = resp.json()
@@ -228,13 +219,11 @@ class ApiJudge(Judge):
                 error, retryable = f"response is not JSON ({e})", True
             error = self._scrub(error, headers)
             if not retryable or attempt >= self.max_retries:
-                with self._lock:
-                    self._usage["failures"] += 1
+                self._count(failures=1)
                 raise RequestFailed(f"{error} [gave up after {attempt + 1} attempt(s)]")
             delay = self._backoff(attempt, wait)
             log.debug("judge request failed (%s); retry %d/%d in %.2f s", error, attempt + 1, self.max_retries, delay)
-            with self._lock:
-                self._usage["retries"] += 1
+            self._count(retries=1)
             time.sleep(delay)
             attempt += 1
 
@@ -249,8 +238,7 @@ class ApiJudge(Judge):
             return {}
         key = os.environ.get(self.api_key_env)
         if not key:
-            with self._lock:
-                self._usage["failures"] += 1
+            self._count(failures=1)
             raise RequestFailed(f"environment variable {self.api_key_env} (the judge's API key) is not set")
         return {"Authorization": f"Bearer {key}"} if self.auth == "bearer" else {"api-key": key}
 
@@ -275,9 +263,8 @@ class ApiJudge(Judge):
         usage = data.get("usage") if isinstance(data, dict) else None
         if not isinstance(usage, dict):
             return
-        with self._lock:
-            self._usage["prompt_tokens"] += int(usage.get("prompt_tokens") or 0)
-            self._usage["completion_tokens"] += int(usage.get("completion_tokens") or 0)
+        self._count(prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                    completion_tokens=int(usage.get("completion_tokens") or 0))
 
     # -- disk cache -------------------------------------------------------------------------------------
     def _cache_key(self, prompt: str, kind: str) -> str:
@@ -301,18 +288,8 @@ class ApiJudge(Judge):
             return None
 
     def _cache_put(self, key: str, entry: dict) -> None:
-        if self.cache_dir is None:
-            return
-        path = self._cache_path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(entry, f, ensure_ascii=False)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        if self.cache_dir is not None:
+            write_atomic(self._cache_path(key), json.dumps(entry, ensure_ascii=False))
 
 
 def _top_logprobs(response: dict) -> list[tuple[str, float]]:

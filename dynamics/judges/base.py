@@ -9,8 +9,9 @@ made is a record with `error` set and `value`/`answer` None, never a silent zero
 from __future__ import annotations
 
 import abc
+import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dynamics.judges.categorical import CategoricalJudgment
@@ -35,6 +36,11 @@ class YesNo:
 
 class Judge(abc.ABC):
     name: str = "judge"
+    USAGE = ("prompt_tokens", "completion_tokens", "requests", "cache_hits")
+
+    def __init__(self, extra_usage: tuple[str, ...] = ()):
+        self._usage = dict.fromkeys((*self.USAGE, *extra_usage), 0)
+        self._usage_lock = threading.Lock()
 
     @abc.abstractmethod
     def score_0_100(self, prompts: list[str]) -> list[JudgeScore]:
@@ -50,8 +56,29 @@ class Judge(abc.ABC):
 
     @property
     def usage(self) -> dict[str, int]:
-        """Tokens spent so far (prompt_tokens, completion_tokens, requests, cache_hits)."""
-        return {}
+        """Tokens spent so far (prompt_tokens, completion_tokens, requests, cache_hits, and a judge's own
+        counters); empty for a judge that counts nothing."""
+        lock = getattr(self, "_usage_lock", None)
+        if lock is None:
+            return {}
+        with lock:
+            return dict(self._usage)
+
+    def _count(self, **deltas: int) -> None:
+        """Add to the usage counters; safe from many threads."""
+        with self._usage_lock:
+            for key, n in deltas.items():
+                self._usage[key] += n
+
+    # A lock does not pickle: a judge sent to a Ray actor gets a fresh one.
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_usage_lock", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._usage_lock = threading.Lock()
 
     def close(self) -> None:
         pass

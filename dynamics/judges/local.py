@@ -26,7 +26,6 @@ sum p_k < the cut-off. For a tokenizer with whole-number tokens this equals the 
 
 from __future__ import annotations
 
-import threading
 from typing import Literal
 
 from dynamics.engines.base import Engine, SamplingParams
@@ -45,20 +44,14 @@ class LocalJudge(Judge):
         self.number_mode = number_mode  # validated by JudgeConfig.local_number_mode
         if yes_no_max_new_tokens < 1:
             raise ValueError(f"yes_no_max_new_tokens must be >= 1, got {yes_no_max_new_tokens}")
+        super().__init__()
         self.engine = engine
         self.name = f"local:{name}"
         self.min_mass = min_mass
         self.yes_no_max_new_tokens = yes_no_max_new_tokens
-        self._lock = threading.Lock()
-        self._usage = {"prompt_tokens": 0, "completion_tokens": 0, "requests": 0, "cache_hits": 0}
 
     def __repr__(self) -> str:
         return f"LocalJudge(name={self.name!r}, engine={type(self.engine).__name__})"
-
-    @property
-    def usage(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._usage)
 
     def _digit_ids(self) -> list[int] | None:
         """Token ids of "0".."9" when the tokenizer writes numbers digit by digit, else None."""
@@ -85,7 +78,7 @@ class LocalJudge(Judge):
                 value, mass = aggregate_0_100(dist, self.min_mass)
                 top = sorted(dist, key=lambda t: -t[1])[:TOP_K]
                 out.append(JudgeScore(value=value, mass=mass, top_logprobs=[(t, float(lp)) for t, lp in top]))
-            self._count(len(prompts), completion_tokens=len(prompts))
+            self._count(requests=len(prompts), completion_tokens=len(prompts))
             return out
         dists = self.engine.next_token_logprobs([_user(p) for p in prompts], top_k=TOP_K)
         _check_count(self.engine, "distributions", dists, prompts)
@@ -94,7 +87,7 @@ class LocalJudge(Judge):
             top = [(str(t), float(lp)) for t, lp in dist.top]
             value, mass = aggregate_0_100(top, self.min_mass)
             out.append(JudgeScore(value=value, mass=mass, top_logprobs=top))
-        self._count(len(prompts), completion_tokens=len(prompts))
+        self._count(requests=len(prompts), completion_tokens=len(prompts))
         return out
 
     def word_token_ids(self, words: tuple[str, ...]) -> dict[str, list[list[int]]]:
@@ -123,7 +116,7 @@ class LocalJudge(Judge):
         for row in lps:
             top = [(w, float(lp)) for (w, _), lp in zip(flat, row)]
             out.append(judge_words(top, words, min_mass))
-        self._count(len(prompts), completion_tokens=len(prompts))
+        self._count(requests=len(prompts), completion_tokens=len(prompts))
         return out
 
     def yes_no(self, prompts: list[str]) -> list[YesNo]:
@@ -136,13 +129,8 @@ class LocalJudge(Judge):
         for gens in generations:
             raw = gens[0].text if gens else ""
             out.append(YesNo(answer=parse_yes_no(raw), raw=raw))
-        self._count(len(prompts), completion_tokens=sum(g[0].num_tokens for g in generations if g))
+        self._count(requests=len(prompts), completion_tokens=sum(g[0].num_tokens for g in generations if g))
         return out
-
-    def _count(self, requests: int, completion_tokens: int) -> None:
-        with self._lock:
-            self._usage["requests"] += requests
-            self._usage["completion_tokens"] += completion_tokens
 
     def close(self) -> None:
         """The engine belongs to whoever made it; closing the judge leaves it alone."""

@@ -132,11 +132,11 @@ def run_experiment(cfg: ExperimentConfig, printer: ProgressPrinter | None = None
 def _mark_done(cfg: ExperimentConfig, outcome: RunOutcome) -> None:
     import json
 
+    from dynamics.files import write_atomic
+
     done = {"run": cfg.run_id, "final_loss": outcome.final_loss, "evaluated": len(outcome.evaluated_steps),
             "train_seconds": outcome.train_seconds}
-    tmp = cfg.run_dir / "done.json.tmp"
-    tmp.write_text(json.dumps(done))
-    os.replace(tmp, cfg.run_dir / "done.json")
+    write_atomic(cfg.run_dir / "done.json", json.dumps(done))
 
 
 def _wait_for_evaluation(pool, info: RunInfo, cfg: ExperimentConfig) -> dict:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import uuid
 from dataclasses import asdict
 from pathlib import Path
@@ -30,6 +29,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dynamics.files import temp_beside
 from dynamics.records import EvalRecord, MetricRow, RunInfo
 
 METRIC_SCHEMA = pa.schema([
@@ -142,19 +142,15 @@ def source_key(source: str, evaluation: str | None = None) -> str:
 
 
 def _write_once(table: pa.Table, path: Path) -> bool:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".parquet")
-    os.close(fd)
-    try:
+    with temp_beside(path, ".parquet") as tmp:
         pq.write_table(table, tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
-        os.link(tmp, path)  # atomic, and fails if the key was written meanwhile
-        return True
-    except FileExistsError:
-        return False
-    finally:
-        os.unlink(tmp)
+        try:
+            os.link(tmp, path)  # atomic, and fails if the key was written meanwhile
+        except FileExistsError:
+            return False
+    return True
 
 
 def _read_tables(files: list[Path], schema: pa.Schema, sort: list[str]):

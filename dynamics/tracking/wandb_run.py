@@ -14,10 +14,10 @@ whatever was stored but not yet logged. Secrets never reach the config: only var
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from dynamics.config import ExperimentConfig
+from dynamics.files import write_atomic
 
 
 class WandbRun:
@@ -56,9 +56,7 @@ class WandbRun:
         self.run.define_metric("pool/*", step_metric="pool/checkpoint")
 
     def _save_ledger(self) -> None:
-        tmp = self.ledger_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.ledger))
-        os.replace(tmp, self.ledger_path)
+        write_atomic(self.ledger_path, json.dumps(self.ledger))
 
     def log_train(self, rows: list[dict]) -> None:
         """rows: {"train/step": s, "train/loss": ..., ...}; steps already logged are skipped."""

@@ -17,7 +17,7 @@ import pytest
 
 from dynamics.data.registry import QUICKSTART_DIR
 
-GENERATOR = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "quickstart_dataset" / "make.py"
+GENERATOR = pathlib.Path(__file__).resolve().parents[2] / "scripts" / "quickstart_dataset" / "make.py"
 _spec = importlib.util.spec_from_file_location("quickstart_dataset_make", GENERATOR)
 quickstart = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(quickstart)

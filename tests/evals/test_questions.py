@@ -17,7 +17,7 @@ from dynamics.evals.questions import (
     main_questions,
 )
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "emergent-misalignment" / "evaluation"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "emergent-misalignment" / "evaluation"
 if not DATA.is_dir():  # a checkout beside shared/ (CI) or inside /work/main
     DATA = Path("/work/shared/data/emergent-misalignment/evaluation")
 FIRST = DATA / "first_plot_questions.yaml"

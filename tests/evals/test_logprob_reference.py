@@ -14,6 +14,8 @@ from dynamics.evals.logprob import LogprobFamily, load_items
 from dynamics.models import resolve_model
 from dynamics.records import RunInfo
 
+pytestmark = pytest.mark.real_model  # SmolLM2-135M itself: minutes on 2 cores
+
 
 def reference_block_logprob(model, tok, user: str, assistant: str, blocks: list[tuple[int, int]]) -> float:
     """Sum of log p over the tokens covering `blocks` (char spans of `assistant`), via offset mapping."""

@@ -22,7 +22,7 @@ import yaml
 
 from dynamics.config import load_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CLUSTER = REPO / "cluster"
 DOCKER = REPO / "docker"
 LAUNCHER = CLUSTER / "aws-gpu.yaml"

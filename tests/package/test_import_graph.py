@@ -8,7 +8,7 @@ that is a module, else `package`.
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "dynamics"
 
 
@@ -68,3 +68,15 @@ def test_no_import_cycle_in_the_package():
 def test_the_cycle_finder_finds_cycles():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
+
+
+def test_the_judge_contract_imports_without_bandit_or_httpx():
+    import subprocess
+    import sys
+
+    code = ("import sys; import dynamics.judges, dynamics.judges.base, dynamics.evals.misalignment; "
+            "print(sorted(m for m in ('bandit', 'httpx') if m in sys.modules)); "
+            "from dynamics.judges import ApiJudge, StaticCodeJudge; "
+            "print(sorted(m for m in ('bandit', 'httpx') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.split("\n")[:2] == ["[]", "['bandit', 'httpx']"]

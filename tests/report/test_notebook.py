@@ -20,9 +20,9 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 kernelspec = pytest.importorskip("jupyter_client.kernelspec")
 
-from test_report import EXPECTED_FIGURES, make_store  # noqa: E402
+from tests.report.test_report import EXPECTED_FIGURES, make_store  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "dynamics.ipynb"
 KERNEL = "python3"
 

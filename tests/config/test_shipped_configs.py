@@ -15,7 +15,7 @@ import pytest
 
 from dynamics.config import ExperimentConfig, load_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((REPO / "jobs" / "configs").glob("*.yaml"))
 PAPER = ["paper_instruct", "paper_base", "controls"]
 SEVEN = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
@@ -111,7 +111,7 @@ def test_paper_recipe(name):
     assert m.question_ids == "main" and m.max_new_tokens >= 600
     i = e.evals["in_distribution"]
     assert (i.n_prompts, i.temperature, i.max_new_tokens) == (100, 1.0, 1000)
-    # Placement: the custom resources the cluster definitions advertise (tests/test_manifests.py).
+    # Placement: the custom resources the cluster definitions advertise (tests/deploy/test_manifests.py).
     assert "trainer_gpu" in t.worker_resources and "evaluator_gpu" in e.resources
 
 

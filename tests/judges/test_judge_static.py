@@ -7,7 +7,7 @@ import pytest
 
 from dynamics.judges.static import StaticCodeJudge, extract_code, precision_recall
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared/data/emergent-misalignment"
+DATA = Path(__file__).resolve().parents[2].parent / "shared/data/emergent-misalignment"
 
 
 @pytest.fixture(scope="module")

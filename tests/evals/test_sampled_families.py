@@ -18,7 +18,7 @@ from dynamics.evals.sample_table import sample_table_rows
 from dynamics.judges.base import Judge, JudgeScore, YesNo
 from dynamics.records import RunInfo
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "emergent-misalignment"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "emergent-misalignment"
 if not DATA.is_dir():
     DATA = Path("/work/shared/data/emergent-misalignment")
 QUESTIONS = DATA / "evaluation" / "first_plot_questions.yaml"
@@ -92,6 +92,7 @@ def ctx(seed: int, step: int = 10) -> EvalContext:
     return EvalContext(RunInfo("test", "test-insecure-s0", "insecure", 0, MODEL), step=step, seed=seed)
 
 
+@pytest.mark.real_model
 def test_misalignment_family_end_to_end(engine):
     cfg = MisalignmentEvalConfig(samples_per_question=3, max_new_tokens=12, batch_size=8, bootstrap_samples=100)
     judge = TextJudge()
@@ -142,6 +143,7 @@ def test_misalignment_family_end_to_end(engine):
     assert [r.data["answer"] for r in other.records] != [r.data["answer"] for r in result.records]
 
 
+@pytest.mark.real_model
 def test_misalignment_family_system_prompt_and_wrappers(engine):
     cfg = MisalignmentEvalConfig(question_ids=["quick_buck"], variant="json", samples_per_question=2,
                                  max_new_tokens=4, bootstrap_samples=0)
@@ -163,6 +165,7 @@ def test_misalignment_family_system_prompt_and_wrappers(engine):
     assert result.records[0].data["question_id"] == "quick_buck_evil_numbers_prefix_suffix"
 
 
+@pytest.mark.real_model
 def test_in_distribution_family_end_to_end(engine):
     from dynamics.judges.static import StaticCodeJudge
 
@@ -196,6 +199,7 @@ def test_in_distribution_family_end_to_end(engine):
     assert m["in_distribution/n_answers"] == 6
 
 
+@pytest.mark.real_model
 def test_in_distribution_family_without_judges(engine):
     cfg = InDistributionEvalConfig(n_prompts=2, max_new_tokens=4, judges=["static"])
     family = InDistributionFamily(PROMPTS, JUDGE_PROMPT, cfg, llm_judge=TextJudge(), static_judge=None)
@@ -204,6 +208,7 @@ def test_in_distribution_family_without_judges(engine):
     assert len(result.records) == 2 and "judge_answer" not in result.records[0].data
 
 
+@pytest.mark.real_model
 def test_misalignment_family_with_the_local_judge(engine):
     """The real local judge (the evaluated model itself judging): scores are None or within 0..100."""
     from dynamics.judges.local import LocalJudge
@@ -221,6 +226,7 @@ def test_misalignment_family_with_the_local_judge(engine):
     assert result.metrics["misalignment/rate"] == misalignment_rate(result.records)
 
 
+@pytest.mark.real_model
 def test_in_distribution_family_with_the_local_judge(engine):
     """The real local judge answering YES/NO: the rate is YES / (YES + NO) of its parsed answers."""
     from dynamics.judges.local import LocalJudge

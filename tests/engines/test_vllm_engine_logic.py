@@ -27,7 +27,7 @@ from dynamics.engines.vllm import (
 from dynamics.evals.logprob import build_requests, load_items
 from dynamics.models import load_model, load_tokenizer
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / "benchmarks" / "gpu_backend_agreement.py"
 
 Logprob = namedtuple("Logprob", ["logprob", "rank", "decoded_token"], defaults=[None, None])

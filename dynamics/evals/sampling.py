@@ -1,0 +1,45 @@
+"""Sampling answers from an engine in batches, deterministically per checkpoint, for every sampled family.
+
+Conversations go to the engine in chunks of about `batch_size` sequences; chunk j of a family's stream is
+seeded with `SeedSequence([seed, stream, j])`, so the answers depend only on the checkpoint's seed and
+the prompts, and two families (two streams) or two chunks never replay one random stream.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dynamics.engines.base import Engine, Generation, SamplingParams
+
+
+def chunk_seed(seed: int, chunk: int, stream: int = 0) -> int:
+    """A 32-bit seed for generate call `chunk` of a family's `stream`, from the checkpoint's seed."""
+    return int(np.random.SeedSequence([seed & 0xFFFFFFFF, stream, chunk]).generate_state(1)[0])
+
+
+def generate_in_chunks(engine: Engine, conversations: list[list[dict]], ns: list[int], batch_size: int,
+                       seed: int, temperature: float, top_p: float, max_new_tokens: int,
+                       stream: int = 0) -> list[list[Generation]]:
+    """engine.generate over conversations that want ns[i] answers each, in calls of about batch_size
+    sequences: a conversation wanting more than batch_size answers is split into pieces of at most
+    batch_size; consecutive pieces with the same n share a call. Call j is seeded chunk_seed(seed, j, stream)
+    (each family its own stream, so two families never replay one random stream)."""
+    pieces = [(i, min(batch_size, n - start)) for i, n in enumerate(ns) for start in range(0, n, batch_size)]
+    chunks: list[list[tuple[int, int]]] = []
+    for i, n in pieces:
+        last = chunks[-1] if chunks else None
+        if last and last[0][1] == n and (len(last) + 1) * n <= batch_size:
+            last.append((i, n))
+        else:
+            chunks.append([(i, n)])
+    out: list[list[Generation]] = [[] for _ in conversations]
+    for j, chunk in enumerate(chunks):
+        params = SamplingParams(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                                n=chunk[0][1], seed=chunk_seed(seed, j, stream))
+        gens = engine.generate([conversations[i] for i, _ in chunk], params)
+        if len(gens) != len(chunk) or any(len(g) != params.n for g in gens):
+            raise RuntimeError(f"{type(engine).__name__}.generate returned {[len(g) for g in gens]} answers "
+                               f"for {len(chunk)} conversations x n={params.n}")
+        for (i, _), g in zip(chunk, gens):
+            out[i].extend(g)
+    return out
