@@ -35,12 +35,18 @@ SKIP_SUFFIXES = ("_seconds", "_ci_low", "_ci_high")
 
 
 def comparable_metrics(df: pd.DataFrame) -> list[str]:
-    """Every evaluation metric with a value (timings and CI companions aside) and the train loss."""
+    """Every evaluation metric with a value (timings, counts and CI companions aside) and the train loss."""
     valued = df[df["value"].notna()]
     evals = sorted(m for m in valued.loc[valued["source"] != "train", "metric"].unique()
-                   if not m.startswith("timing/") and not m.endswith(SKIP_SUFFIXES))
+                   if not m.startswith("timing/") and not m.endswith(SKIP_SUFFIXES) and not is_count(m))
     train = [m for m in TRAIN_METRICS if m in set(valued.loc[valued["source"] == "train", "metric"])]
     return evals + train
+
+
+def is_count(metric: str) -> bool:
+    """`main/n_answers`, `in_distribution/static_n_judged`: how many records, not dynamics."""
+    last = metric.rsplit("/", 1)[-1]
+    return last.startswith("n_") or "_n_" in last
 
 
 def wide(df: pd.DataFrame, metric: str | None, runs: list[str]) -> pd.DataFrame:

@@ -25,13 +25,14 @@ SKIP_SUFFIXES = ("_seconds", "_ci_low", "_ci_high")
 
 
 def headline_metrics(df: pd.DataFrame) -> list[str]:
-    """Each evaluation's top-level metrics: not timings, CI companions or per-question breakdowns."""
+    """Each evaluation's top-level metrics: not timings, counts, CI companions or per-question breakdowns."""
+    from dynamics.analysis.compare import is_count
     from dynamics.report import breakdown_figure
 
     valued = df[df["value"].notna() & (df["source"] != "train")]
     return sorted(m for m in valued["metric"].unique() if not m.startswith("timing/")
                   and not m.endswith(SKIP_SUFFIXES) and breakdown_figure(m) is None
-                  and "/module/" not in m and "/layer/" not in m)
+                  and "/module/" not in m and "/layer/" not in m and not is_count(m))
 
 
 def noise_level(y: np.ndarray) -> float:
@@ -95,16 +96,18 @@ def onset_order(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def order_lines(order: pd.DataFrame, limit: int = 8) -> list[str]:
-    """"insecure: adapter/cos_prev at 20 [10-30] (2/2 runs) -> main/rate at 40 [40-50] (2/2 runs)"."""
+    """Per group, the metrics in onset order: `adapter/cos_prev  step 20 [10-30] (2/2 runs)`, then
+    `main/rate  step 40 [40-50] (2/2 runs)` (median [min-max] over the runs that change)."""
     lines = []
+    width = max((len(m) for m in order["metric"]), default=0)
     for group, g in order.groupby("group", sort=True):
         g = g[g["changed"] > 0].head(limit)
         if g.empty:
             lines.append(f"  {group}: no run's headline curve changes regime")
             continue
-        parts = [f"{r.metric} at {r.median:g} [{r.min:g}-{r.max:g}] ({r.changed}/{r.runs} runs)"
-                 for r in g.itertuples()]
-        lines.append(f"  {group}: " + " -> ".join(parts))
+        lines.append(f"  {group}:")
+        lines += [f"    {r.metric:<{width}}  step {r.median:g} [{r.min:g}-{r.max:g}] ({r.changed}/{r.runs} runs)"
+                  for r in g.itertuples()]
     return lines
 
 
