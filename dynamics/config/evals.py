@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from dynamics.config.base import Strict
 from dynamics.config.evaluation import JudgeConfig
 from dynamics.config.presets import expand
-from dynamics.config.specs import UNJUDGED_FAMILIES, EvalSpec
+from dynamics.config.specs import EvalSpec, needs_llm_judge
 
 EVALUATION_NAME = re.compile(r"[A-Za-z0-9_]+")
 
@@ -64,7 +64,7 @@ class EvalConfig(Strict):
 
     @model_validator(mode="after")
     def _judged_evaluations_have_a_judge(self):
-        judged = [n for n, s in self.evals.items() if s.family not in UNJUDGED_FAMILIES]
+        judged = [n for n, s in self.evals.items() if needs_llm_judge(s)]
         if judged and self.judge.kind == "none":
             raise ValueError(f"evaluations {judged} need a judge: set eval.judge.kind to api or local")
         scored = [n for n, s in self.evals.items() if s.family in ("misalignment", "backdoor")]

@@ -120,5 +120,14 @@ SPEC_CLASSES = {c.model_fields["family"].default: c for c in
 FAMILIES = tuple(SPEC_CLASSES)
 UNJUDGED_FAMILIES = ("logprob", "adapter")  # families that need no judge
 
+
+def needs_llm_judge(spec) -> bool:
+    """Whether a named evaluation asks the LLM judge (the static code judge alone does not)."""
+    if spec.family in UNJUDGED_FAMILIES:
+        return False
+    return spec.family != "in_distribution" or "llm" in spec.judges
+
+
 __all__ = ["EvalSpec", "FAMILIES", "SPEC_CLASSES", "LogprobEval", "MisalignmentEval", "BackdoorEval", "CategoricalEval",
-           "InDistributionEval", "AdapterEval", "UNJUDGED_FAMILIES"]
+           "InDistributionEval", "AdapterEval", "UNJUDGED_FAMILIES",
+           "needs_llm_judge"]

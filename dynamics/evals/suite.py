@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from dynamics.config import ExperimentConfig
-from dynamics.config.specs import UNJUDGED_FAMILIES
+from dynamics.config.specs import needs_llm_judge
 from dynamics.data.registry import DataUnavailable, resolve
 from dynamics.engines.base import BaseModelView, Engine
 from dynamics.evals.base import MetricFamily
@@ -51,7 +51,7 @@ def build_family(name: str, cfg: ExperimentConfig, engine: Engine, judge=None) -
         from dynamics.evals.adapter import AdapterFamily
 
         return AdapterFamily()
-    if judge is None:
+    if judge is None and needs_llm_judge(spec):
         raise ValueError(f"evaluation {name!r} needs a judge: set eval.judge.kind to api or local")
     if spec.family == "misalignment":
         from dynamics.evals.misalignment import MisalignmentFamily
@@ -87,7 +87,7 @@ def _in_distribution(spec, judge, path) -> MetricFamily:
 
 
 def needs_judge(cfg: ExperimentConfig, names) -> bool:
-    return any(cfg.eval.evals[n].family not in UNJUDGED_FAMILIES for n in names)
+    return any(needs_llm_judge(cfg.eval.evals[n]) for n in names)
 
 
 def build_families(cfg: ExperimentConfig, engine: Engine, names=None) -> dict[str, MetricFamily]:
