@@ -201,6 +201,13 @@ SPEC_CLASSES = {c.model_fields["family"].default: c for c in
 FAMILIES = tuple(SPEC_CLASSES)
 
 
+def needs_llm_judge(spec) -> bool:
+    """Whether a named evaluation asks the LLM judge (the static code judge alone does not)."""
+    if spec.family == "logprob":
+        return False
+    return spec.family != "in_distribution" or "llm" in spec.judges
+
+
 def _default_evals() -> dict:
     """Sections 1-3 of docs/METRICS.md, as before named evaluations: log-probs, the 8 questions, the code."""
     return {name: expand(name, {}) for name in ("logprob", "main", "in_distribution")}
@@ -245,7 +252,7 @@ class EvalConfig(Strict):
 
     @model_validator(mode="after")
     def _judged_evaluations_have_a_judge(self):
-        judged = [n for n, s in self.evals.items() if s.family != "logprob"]
+        judged = [n for n, s in self.evals.items() if needs_llm_judge(s)]
         if judged and self.judge.kind == "none":
             raise ValueError(f"evaluations {judged} need a judge: set eval.judge.kind to api or local")
         scored = [n for n, s in self.evals.items() if s.family in ("misalignment", "backdoor")]

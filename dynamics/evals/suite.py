@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from dynamics.config import ExperimentConfig
+from dynamics.config.evaluation import needs_llm_judge
 from dynamics.data.registry import DataUnavailable, resolve
 from dynamics.engines.base import BaseModelView, Engine
 from dynamics.evals.base import MetricFamily
@@ -46,7 +47,7 @@ def build_family(name: str, cfg: ExperimentConfig, engine: Engine, judge=None) -
         from dynamics.evals.logprob import LogprobFamily, load_items
 
         return LogprobFamily(load_items(path(spec.items_file), spec.formats))
-    if judge is None:
+    if judge is None and needs_llm_judge(spec):
         raise ValueError(f"evaluation {name!r} needs a judge: set eval.judge.kind to api or local")
     if spec.family == "misalignment":
         from dynamics.evals.misalignment import MisalignmentFamily
@@ -82,7 +83,7 @@ def _in_distribution(spec, judge, path) -> MetricFamily:
 
 
 def needs_judge(cfg: ExperimentConfig, names) -> bool:
-    return any(cfg.eval.evals[n].family != "logprob" for n in names)
+    return any(needs_llm_judge(cfg.eval.evals[n]) for n in names)
 
 
 def build_families(cfg: ExperimentConfig, engine: Engine, names=None) -> dict[str, MetricFamily]:

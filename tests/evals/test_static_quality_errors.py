@@ -17,8 +17,7 @@ from dynamics.evals.suite import build_families
 def static_only_config(data_dir) -> ExperimentConfig:
     return ExperimentConfig.model_validate({
         "data": {"data_dir": str(data_dir)},
-        "eval": {"logprob": {"enabled": False}, "misalignment": {"enabled": False}, "judge": {"kind": "none"},
-                 "in_distribution": {"judges": ["static"], "n_prompts": 2}},
+        "eval": {"judge": {"kind": "none"}, "evals": {"in_distribution": {"judges": ["static"], "n_prompts": 2}}},
     })
 
 
@@ -54,6 +53,6 @@ def test_without_the_labelled_files_the_rate_stands_alone(data_dir, tmp_path, mo
     monkeypatch.setattr(registry, "default_cache_dir", lambda: tmp_path / "empty-cache")
     monkeypatch.setitem(registry.REGISTRY, "insecure", dataclasses.replace(registry.REGISTRY["insecure"], url=None))
     with caplog.at_level(logging.WARNING, logger="dynamics.evals.suite"):
-        [family] = build_families(static_only_config(tmp_path), engine=None)
+        [family] = build_families(static_only_config(tmp_path), engine=None).values()
     assert family.static_judge is not None and family.static_quality is None
     assert "labelled data not available" in caplog.text and "'insecure' not found" in caplog.text
