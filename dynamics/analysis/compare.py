@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from dynamics.analysis import stats
-from dynamics.analysis.onset import headline_metrics, onset_order, onsets, order_lines
+from dynamics.analysis.onset import headline_metrics, is_count, onset_order, onsets, order_lines
 from dynamics.analysis.runs import run_groups
 
 TRAIN_METRICS = ("train/loss",)
@@ -41,12 +41,6 @@ def comparable_metrics(df: pd.DataFrame) -> list[str]:
                    if not m.startswith("timing/") and not m.endswith(SKIP_SUFFIXES) and not is_count(m))
     train = [m for m in TRAIN_METRICS if m in set(valued.loc[valued["source"] == "train", "metric"])]
     return evals + train
-
-
-def is_count(metric: str) -> bool:
-    """`main/n_answers`, `in_distribution/static_n_judged`: how many records, not dynamics."""
-    last = metric.rsplit("/", 1)[-1]
-    return last.startswith("n_") or "_n_" in last
 
 
 def wide(df: pd.DataFrame, metric: str | None, runs: list[str]) -> pd.DataFrame:

@@ -24,9 +24,14 @@ MIN_POINTS = 4
 SKIP_SUFFIXES = ("_seconds", "_ci_low", "_ci_high")
 
 
+def is_count(metric: str) -> bool:
+    """`main/n_answers`, `in_distribution/static_n_judged`: how many records, not dynamics."""
+    last = metric.rsplit("/", 1)[-1]
+    return last.startswith("n_") or "_n_" in last
+
+
 def headline_metrics(df: pd.DataFrame) -> list[str]:
     """Each evaluation's top-level metrics: not timings, counts, CI companions or per-question breakdowns."""
-    from dynamics.analysis.compare import is_count
     from dynamics.report import breakdown_figure
 
     valued = df[df["value"].notna() & (df["source"] != "train")]

@@ -29,8 +29,7 @@ from dynamics.records import EvalRecord, EvalResult
 
 def previous_adapter(checkpoint: str | Path, step: int) -> Path | None:
     """The adapter dir of the checkpoint before `step` in `checkpoint`'s folder (None if there is none)."""
-    from dynamics.orchestration.evaluate import adapter_folder
-    from dynamics.train.checkpoint import list_checkpoints
+    from dynamics.train.checkpoint import adapter_folder, list_checkpoints
 
     here = Path(checkpoint)
     if (here / "adapter").is_dir():  # a dynamics checkpoint: checkpoint_stepNNNNNN/adapter

@@ -24,7 +24,6 @@ so later `dynamics evaluate <output>/<name> --evals ...` adds more evaluations t
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from pathlib import Path
 import yaml
 
 from dynamics.config import ConfigError, ExperimentConfig, config_from_dict
+from dynamics.train.checkpoint import adapter_folder  # noqa: F401  (re-exported for the CLI)
 
 CHECKPOINTS_FILE = "checkpoints.json"
 
@@ -99,24 +99,6 @@ def targets_from_results(path: str | Path, evaluations: list[str], overrides: li
 
 # ---- checkpoints dynamics did not train ---------------------------------------------------------------
 
-_LAST_NUMBER = re.compile(r"(\d+)(?!.*\d)")
-
-
-def adapter_folder(path: str | Path) -> list[tuple[int, Path]]:
-    """(step, adapter dir) for each PEFT adapter directory in `path`, by the last number of its name."""
-    out = []
-    for d in sorted(Path(path).iterdir()):
-        if not (d / "adapter_config.json").is_file() and not (d / "adapter" / "adapter_config.json").is_file():
-            continue
-        m = _LAST_NUMBER.search(d.name)
-        if m is None:
-            raise ConfigError(f"{d}: an adapter directory needs its step in its name (e.g. checkpoint-100); "
-                              "or pass --checkpoint STEP=PATH")
-        out.append((int(m.group(1)), d if (d / "adapter_config.json").is_file() else d / "adapter"))
-    steps = [s for s, _ in out]
-    if len(set(steps)) != len(steps):
-        raise ConfigError(f"{path}: two adapter directories have the same step ({sorted(steps)})")
-    return sorted(out)
 
 
 def parse_checkpoint_args(items: list[str]) -> list[tuple[int, str]]:

@@ -12,7 +12,10 @@ A checkpoint is complete when its metadata file and its adapter config are both 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+
+from dynamics.config.base import ConfigError
 
 CHECKPOINT_META = "dynamics.json"
 ADAPTER_DIR = "adapter"
@@ -86,3 +89,25 @@ def adapter_state(model, zero_stage: int) -> dict:
         with deepspeed.zero.GatheredParameters(lora, modifier_rank=None):
             return {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(model).items()}
     return {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(model).items()}
+
+
+_LAST_NUMBER = re.compile(r"(\d+)(?!.*\d)")
+
+
+def adapter_folder(path: str | Path) -> list[tuple[int, Path]]:
+    """(step, adapter dir) for each PEFT adapter directory in `path`, by the last number of its name."""
+    out = []
+    for d in sorted(Path(path).iterdir()):
+        if not (d / "adapter_config.json").is_file() and not (d / "adapter" / "adapter_config.json").is_file():
+            continue
+        m = _LAST_NUMBER.search(d.name)
+        if m is None:
+            raise ConfigError(f"{d}: an adapter directory needs its step in its name (e.g. checkpoint-100); "
+                              "or pass --checkpoint STEP=PATH")
+        out.append((int(m.group(1)), d if (d / "adapter_config.json").is_file() else d / "adapter"))
+    steps = [s for s, _ in out]
+    if len(set(steps)) != len(steps):
+        raise ConfigError(f"{path}: two adapter directories have the same step ({sorted(steps)})")
+    return sorted(out)
+
+

@@ -79,4 +79,6 @@ def test_the_judge_contract_imports_without_bandit_or_httpx():
             "from dynamics.judges import ApiJudge, StaticCodeJudge; "
             "print(sorted(m for m in ('bandit', 'httpx') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
-    assert out.stdout.split("\n")[:2] == ["[]", "['bandit', 'httpx']"]
+    contract, judges = out.stdout.split("\n")[:2]
+    assert contract == "[]"  # the contract and a family: neither Bandit nor httpx
+    assert "httpx" in judges  # the API judge needs httpx on import; Bandit loads when code is first analysed
