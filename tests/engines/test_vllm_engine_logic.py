@@ -267,6 +267,7 @@ def test_module_imports_without_vllm():
 
 # ---- the whole engine on a stand-in LLM -------------------------------------------------------------
 
+@pytest.mark.real_model  # every log-prob item through two engines and three adapters: minutes on 2 cores
 def test_engine_scores_like_hf_with_fresh_adapter_ids(fake_engine, hf_engine, requests_, tmp_path):
     bench = _bench()
     assert _max_diff(fake_engine.score(requests_), hf_engine.score(requests_)) < 1e-5
