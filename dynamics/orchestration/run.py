@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,9 @@ class RunOutcome:
     final_loss: float | None
 
 
+LOCAL_START_ATTEMPTS = 3
+
+
 def ensure_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> None:
     """Connect to the cluster in RAY_ADDRESS (set by `ray job submit`), else start a quiet local one."""
     if ray.is_initialized():
@@ -45,7 +49,16 @@ def ensure_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> None
     # Locally we oversubscribe: 2 training workers and an evaluator share a 2-core laptop.
     cpus = max(num_cpus or 0, os.cpu_count() or 1, 4)
     # address="local": always a fresh local cluster, even where `ray start` left one to join.
-    ray.init(address="local", num_cpus=cpus, num_gpus=num_gpus, include_dashboard=False, **quiet)
+    for attempt in range(1, LOCAL_START_ATTEMPTS + 1):
+        try:
+            ray.init(address="local", num_cpus=cpus, num_gpus=num_gpus, include_dashboard=False, **quiet)
+            return
+        except Exception as e:  # Ray waits a fixed 30 s for its raylet; a saturated machine can miss that
+            if "timed out during startup" not in str(e) or attempt == LOCAL_START_ATTEMPTS:
+                raise
+            ray.shutdown()
+            print(f"local Ray cluster did not start within Ray's 30 s (machine busy?); retrying "
+                  f"({attempt}/{LOCAL_START_ATTEMPTS - 1})", file=sys.stderr, flush=True)
 
 
 def prepare_models(cfg: ExperimentConfig) -> ExperimentConfig:
