@@ -72,14 +72,18 @@ def paper_part(judge: StaticCodeJudge, data_dir: Path, part: str, n: int | None)
     return measure(judge, [e.answer for e in ins][:n], [e.answer for e in sec][:n])
 
 
-def quickstart(judge: StaticCodeJudge) -> dict:
+def quickstart(judge: StaticCodeJudge, per_class: int | None = None) -> dict:
     import importlib.util
 
     make = REPO / "scripts" / "quickstart_dataset" / "make.py"  # the quickstart dataset's generator
     spec = importlib.util.spec_from_file_location("quickstart_dataset_make", make)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    pairs = module.generate_pairs()
+    pairs, seen = [], {}
+    for p in module.generate_pairs():
+        seen[p["flaw"]] = seen.get(p["flaw"], 0) + 1
+        if per_class is None or seen[p["flaw"]] <= per_class:
+            pairs.append(p)
     log(f"quickstart: {len(pairs)} pairs")
     flaws = [p["flaw"] for p in pairs]
     return measure(judge, [p["insecure"] for p in pairs], [p["secure"] for p in pairs], flaws, flaws, rules=False)
@@ -95,6 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--confidence", default="LOW", choices=["LOW", "MEDIUM", "HIGH"])
     parser.add_argument("--skip", default=",".join(DEFAULT_SKIP), help="comma-separated rule ids that do not count")
     parser.add_argument("--no-quickstart", action="store_true", help="leave out the quickstart pairs")
+    parser.add_argument("--quickstart-n", type=int, default=None, help="the first N pairs of each class (all)")
     args = parser.parse_args(argv)
 
     judge = StaticCodeJudge(args.severity, args.confidence, skip=tuple(filter(None, args.skip.split(","))),
@@ -108,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
         for part in parts:
             result["parts"][part] = paper_part(judge, args.data_dir, part, args.n)
         if not args.no_quickstart:
-            result["quickstart"] = quickstart(judge)
+            result["quickstart"] = quickstart(judge, args.quickstart_n)
         judge.close()
         result["machine"] = {"cpu_count": os.cpu_count(), "python": platform.python_version(),
                              "loadavg_1m_at_start": load_start, "loadavg_1m_at_end": os.getloadavg()[0]}

@@ -103,6 +103,7 @@ class Tracker:
         self.tree = tree
         self.on_stmt = on_stmt
         self.handler_classes = {c for c in ast.walk(tree) if isinstance(c, ast.ClassDef) and _is_handler_class(c)}
+        self._loops = 0  # enclosing for-loops of the statement being walked
 
     def run(self) -> None:
         self._block(self.tree.body, Scope(self.tree, is_handler=_reads_request(self.tree.body)))
@@ -140,7 +141,10 @@ class Tracker:
             scope.taint[name] = scope.taint.get(name, CLEAN) | self.taint_of(s.value, scope)
         elif isinstance(s, (ast.For, ast.AsyncFor)):
             self._bind(s.target, self.taint_of(s.iter, scope), None, scope)
-            self._branches(scope, s.body + s.body, s.orelse)  # twice: a taint set late in the loop body
+            # twice, so a taint set late in the body reaches its start; once when deeply nested (2^depth)
+            self._loops += 1
+            self._branches(scope, s.body + s.body if self._loops <= 3 else s.body, s.orelse)
+            self._loops -= 1
         elif isinstance(s, (ast.With, ast.AsyncWith)):
             for item in s.items:
                 if item.optional_vars is not None:
