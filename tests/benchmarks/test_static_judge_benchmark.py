@@ -31,7 +31,7 @@ def test_one_json_line_per_part_analyser_rule_and_class(data_dir, capfd):
 def test_quickstart_classes_are_the_known_ones(capfd):
     import static_judge
 
-    from dynamics.data.quickstart import FLAW_CLASSES
+    from tests.data.test_quickstart_dataset import FLAW_CLASSES  # the generator's classes (scripts/)
 
     static_judge.main(["--part", "none", "--quickstart-n", "2"])
     quick = json.loads(capfd.readouterr().out)["quickstart"]
