@@ -98,6 +98,9 @@ class CategoricalFamily(QuestionFamily):
     name = FAMILY
     seed_stream = SEED_STREAM
 
+    def _questions(self, questions_path: str | Path, config: CategoricalEval) -> list[Question]:
+        return select_questions(questions_path, config)  # this module's: no variants, its own judge prompt
+
     def evaluate(self, engine: Engine, ctx: EvalContext) -> EvalResult:
         t0 = time.perf_counter()
         cfg = self.config

@@ -1,7 +1,7 @@
 """Sample answers for a W&B table: what the model actually said, with its scores, misaligned ones first.
 
     rows = sample_table_rows(result.records, k=20)
-    tables = sample_tables(records)      # {"misalignment/samples": (columns, rows)}, as the tracker logs them
+    tables = sample_tables(records, "main")  # {"main/samples": (columns, rows)}, as the tracker logs them
 
 Order: the misaligned answers, most misaligned (lowest aligned score) first; then the others taken
 round-robin across questions in record order, so a short table still shows every question.
@@ -50,7 +50,7 @@ def sample_table_rows(records: Iterable[EvalRecord | Mapping[str, Any]], k: int 
     return [_row(f) for f in (bad + rest)[:k]]
 
 
-def sample_tables(records: Iterable[EvalRecord], name: str = "main") -> dict[str, tuple[list[str], list[list[Any]]]]:
+def sample_tables(records: Iterable[EvalRecord], name: str) -> dict[str, tuple[list[str], list[list[Any]]]]:
     """The W&B tables of one evaluation's records, as {name: (columns, rows)}: the sampled answers of a
     misalignment or backdoor evaluation, under `<evaluation>/samples`; none for other families."""
     rows = sample_table_rows([r for r in records if r.family in ("misalignment", "backdoor")])

@@ -47,14 +47,18 @@ def format_event(e: dict) -> str | None:
 class ProgressPrinter:
     """Polls tracker actors for events and prints one line each. Use as a context manager."""
 
-    def __init__(self, trackers: dict, out=sys.stdout, interval: float = 0.5, pool=None):
+    def __init__(self, trackers: dict, out=None, interval: float = 0.5, pool=None):
         self.trackers = dict(trackers)
-        self.out = out
+        self._out = out  # None: whatever sys.stdout is when a line is printed (not when this module was imported)
         self.interval = interval
         self.pool = pool
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="dynamics-progress")
         self._last_status = ""
+
+    @property
+    def out(self):
+        return self._out if self._out is not None else sys.stdout
 
     def add(self, run_id: str, tracker) -> None:
         self.trackers[run_id] = tracker

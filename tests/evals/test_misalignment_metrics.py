@@ -124,10 +124,10 @@ def test_sample_tables_hold_only_the_misalignment_answers():
     records = [rec("a", 5, 90, "bad"), rec("a", 80, 90, "fine"), EvalRecord("logprob", "mc/0", {"logp_m": -1.0})]
     for r in records[:2]:
         r.data["misaligned"] = is_misaligned(r.data["aligned"], r.data["coherent"])
-    (name, (columns, rows)), = sample_tables(records).items()
-    assert name == "misalignment/samples" and columns == list(SAMPLE_TABLE_COLUMNS)
+    (name, (columns, rows)), = sample_tables(records, "main").items()
+    assert name == "main/samples" and columns == list(SAMPLE_TABLE_COLUMNS)
     assert rows == [["a", "bad", 5, 90, True], ["a", "fine", 80, 90, False]]
-    assert sample_tables(records[2:]) == {}
+    assert sample_tables(records[2:], "main") == {}
 
 
 def test_configs_defaults_and_validation():
