@@ -30,6 +30,7 @@ from dynamics.records import MetricRow, RunInfo
 from dynamics.train.checkpoint import adapter_of, list_checkpoints
 
 log = logging.getLogger(__name__)
+TRACKER_TIMEOUT_S = 120  # past this (an overloaded machine) a row may miss W&B; the store always has it
 
 
 def evaluation_seed(info: RunInfo, step: int, name: str) -> int:
@@ -124,11 +125,16 @@ class Evaluator:
 
 
 def _log(tracker: str, info: RunInfo, step: int, name: str, metrics: dict, records: list, seconds: float) -> None:
-    """To the run's tracker (W&B and the console), fire and forget; the store already holds the result."""
+    """To the run's tracker (W&B and the console); the store already holds the result. Waits until W&B has
+    the row: the driver closes the run's W&B run as soon as the last evaluation returns, and a
+    fire-and-forget call could reach the tracker after that and be lost."""
     t = find_actor(tracker)
     if t is None:
         return
-    t.log_eval.remote(step, metrics, sample_tables(records, name), name)
+    try:
+        ray.get(t.log_eval.remote(step, metrics, sample_tables(records, name), name), timeout=TRACKER_TIMEOUT_S)
+    except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as e:
+        log.warning("step %d (%s) of %s is in the store but not (yet) in W&B: %s", step, name, info.run_id, e)
     t.event.remote({"type": "eval", "run": info.run_id, "step": step, "evaluation": name, "seconds": seconds,
                     "metrics": metrics})
 
