@@ -14,7 +14,6 @@ Prints one JSON line; progress goes to stderr.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
@@ -22,11 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench import REPO, json_stdout, machine, summary  # noqa: E402
-
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+from _bench import finish, json_stdout, log, machine, summary  # noqa: E402
 
 
 def main(argv=None) -> dict:
@@ -35,9 +30,10 @@ def main(argv=None) -> dict:
     p.add_argument("--evals", required=True)
     p.add_argument("--in-place", action="store_true", help="evaluate the results dir itself, not a copy")
     p.add_argument("overrides", nargs="*")
-    args = p.parse_args(argv)
+    args = p.parse_intermixed_args(argv)
     facts = machine()
     t0 = time.perf_counter()
+    log(f"backfill of {args.evals} on {args.results}")
     from dynamics.orchestration.evaluate import evaluate_targets, targets_from_results
     from dynamics.tracking.store import MetricStore
 
@@ -61,13 +57,12 @@ def main(argv=None) -> dict:
     result = {
         "benchmark": "evaluate_backfill", "results": str(args.results), "evals": names, "overrides": args.overrides,
         "runs": len(targets), "written": sum(len(w) for w in out["written"].values()), "errors": out["errors"],
-        "wall_seconds": out["seconds"], "total_seconds": time.perf_counter() - t0,
+        "evaluate_seconds": out["seconds"],
         "seconds_per_checkpoint": {n: summary(v) for n, v in per_eval.items()},
-        "machine": {**facts, "loadavg_1m_at_end": os.getloadavg()[0]},
     }
     if work is not None:
         shutil.rmtree(work, ignore_errors=True)
-    return result
+    return finish(result, facts, t0)
 
 
 if __name__ == "__main__":
