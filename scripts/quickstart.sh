@@ -8,4 +8,4 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 RAY_DISABLE_USAGE_STATS=1
 dynamics run jobs/configs/quickstart.yaml --report "$@"
 echo "the headline metrics per checkpoint (all of them: dynamics metrics results/quickstart):"
 dynamics metrics results/quickstart --metric p_misaligned_given_choice
-dynamics metrics results/quickstart --metric misalignment/rate
+dynamics metrics results/quickstart --metric main/rate
