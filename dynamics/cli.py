@@ -77,7 +77,8 @@ def cmd_evaluate(args) -> int:
 def cmd_metrics(args) -> int:
     from dynamics.tracking.store import load_metrics
 
-    df = load_metrics(args.results_dir)
+    damaged: list = []
+    df = load_metrics(args.results_dir, damaged)
     if args.metric:
         df = df[df["metric"].str.contains(args.metric, regex=False)]
     cols = ["run", "dataset", "seed", "step", "evaluation", "metric", "value", "n", "experiment", "model", "source"]
@@ -88,7 +89,15 @@ def cmd_metrics(args) -> int:
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return 0
+    return _report_damaged(damaged)
+
+
+def _report_damaged(damaged: list) -> int:
+    """Name every store file that could not be read (the rest was printed); 1 if any, so scripts notice."""
+    for path, why in damaged:
+        print(f"error: damaged store file {path} ({why}): left out; `dynamics evaluate` or a relaunch "
+              "computes it again", file=sys.stderr)
+    return 1 if damaged else 0
 
 
 def cmd_report(args) -> int:
