@@ -222,10 +222,11 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = [*args.overrides, *extra]
     from dynamics.config import ConfigError
     from dynamics.data.chat import DataError
+    from dynamics.orchestration.runlock import RunLocked
 
     try:
         return args.fn(args)
-    except (ConfigError, DataError) as e:
+    except (ConfigError, DataError, RunLocked) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
