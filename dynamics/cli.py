@@ -22,7 +22,8 @@ def cmd_run(args) -> int:
           flush=True)
     out = run_experiment(cfg)
     print(f"done: {out.run_id} trained in {out.train_seconds:.0f} s, {len(out.evaluated_steps)} checkpoints "
-          f"evaluated {out.evaluated_steps}, total {out.total_seconds:.0f} s", flush=True)
+          f"evaluated {out.evaluated_steps}, total {out.total_seconds:.0f} s"
+          + (f", {len(out.warnings)} warning(s) above" if out.warnings else ""), flush=True)
     if args.report:
         from dynamics.report import write_report
 

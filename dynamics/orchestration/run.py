@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import ray
@@ -31,6 +31,7 @@ class RunOutcome:
     evaluated_steps: list[int]
     eval_errors: list[str]
     final_loss: float | None
+    warnings: list[str] = field(default_factory=list)  # metrics judged on too few answers, ...
 
 
 LOCAL_START_ATTEMPTS = 3
@@ -185,18 +186,18 @@ def _run_locked(cfg: ExperimentConfig, printer, quiet: bool, callbacks, t_start:
         result = make_trainer(cfg, links, callbacks).fit()
         train_seconds = time.perf_counter() - t_fit
         final_loss = (result.metrics or {}).get("loss")
-        evaluated, errors = [], []
+        evaluated, errors, warnings = [], [], []
         if pool is not None:
             tracker.event.remote({"type": "message", "run": cfg.run_id,
                                   "text": "training done; waiting for the last evaluations"})
             done = _wait_for_evaluation(pool, info, cfg)
-            evaluated, errors = done["evaluated"], done["errors"]
+            evaluated, errors, warnings = done["evaluated"], done["errors"], done.get("warnings", [])
         ray.get(tracker.finish.remote())
     finally:
         if own_printer:
             printer.__exit__(None, None, None)
     outcome = RunOutcome(cfg.run_id, cfg.run_dir, train_seconds, time.perf_counter() - t_start, evaluated, errors,
-                         final_loss)
+                         final_loss, warnings)
     if errors:
         raise RuntimeError(f"run {cfg.run_id}: evaluation failed for " + "; ".join(errors))
     _mark_done(cfg, outcome)
@@ -212,6 +213,8 @@ def _mark_done(cfg: ExperimentConfig, outcome: RunOutcome) -> None:
 
     done = {"run": cfg.run_id, "final_loss": outcome.final_loss, "evaluated": len(outcome.evaluated_steps),
             "train_seconds": outcome.train_seconds}
+    if outcome.warnings:
+        done["warnings"] = outcome.warnings
     request = stop_request(cfg.run_dir)
     if request is not None:  # an alert rule asked to stop: which rule, where it fired, where training ended
         last = list_checkpoints(checkpoint_root(cfg))
