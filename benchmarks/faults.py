@@ -4,7 +4,8 @@
     python benchmarks/faults.py --faults killed_evaluator,damaged_store_file
 
 Each fault gets its own real run through the CLI (`python -m dynamics.cli run`, a subprocess in its own
-session, with its own local Ray cluster): tiny:llama, 2 Ray Train workers, ZeRO-2, 4 optimizer steps, a
+session, with its own local Ray cluster): tiny:llama, 1 Ray Train worker (2 where a worker is killed),
+ZeRO-2, 4 optimizer steps, a
 checkpoint every 2 (steps 0, 2, 4), the `logprob` evaluation (the `main` evaluation with an API judge for
 the judge faults), W&B offline. The fault is injected into the live run (or its files), then whatever a
 user would do next (nothing, or the same command again) is done. Per fault, one JSON object:
@@ -55,7 +56,7 @@ def base_config(out: Path, name: str) -> dict:
         "lora": {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj", "o_proj", "up_proj"]},
         "optim": {"lr": 5e-3, "warmup_steps": 0},
         "train": {"per_device_batch_size": 2, "gradient_accumulation_steps": 2, "max_steps": 4,
-                  "checkpoint_every": 2, "num_workers": 2, "zero_stage": 2, "max_failures": 2},
+                  "checkpoint_every": 2, "num_workers": 1, "zero_stage": 2, "max_failures": 2},
         "eval": {"evals": {"logprob": {}}, "judge": {"kind": "none"}},
         "wandb": {"mode": "offline", "project": "faults"},
     }
@@ -379,7 +380,7 @@ def second_run(root: Path) -> dict:
 
 
 def killed_training_worker(root: Path) -> dict:
-    s = Scenario(root, "killed_training_worker")
+    s = Scenario(root, "killed_training_worker", train={"num_workers": 2})
     launch = s.launch()
     launch.wait_line("train step    2/")
     p = launch.find("ray::RayTrainWorker")
@@ -402,9 +403,9 @@ def killed_driver(root: Path) -> dict:
     return s.outcome(True, s.completed(again), time.monotonic() - t0, note="recover = the relaunch, whole")
 
 
-FAULTS = {f.__name__: f for f in (stale_extension_lock, killed_evaluator, wandb_unreachable, wandb_bad_key,
-                                  judge_faults, bad_input, damaged_checkpoint, damaged_store_file, second_run,
-                                  killed_training_worker, killed_driver)}
+FAULTS = {f.__name__: f for f in (bad_input, second_run, killed_evaluator, judge_faults, damaged_store_file,
+                                  wandb_unreachable, damaged_checkpoint, killed_driver, killed_training_worker,
+                                  stale_extension_lock, wandb_bad_key)}
 
 
 def main(argv=None) -> dict:
