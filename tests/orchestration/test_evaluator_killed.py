@@ -8,12 +8,15 @@ import signal
 import time
 
 import psutil
+import pytest
 
 from dynamics.config import ExperimentConfig
 from dynamics.orchestration.evaluator import get_pool
 from dynamics.orchestration.run import prepare_models, run_info
 from dynamics.tracking.store import MetricStore
 from tests.conftest import tiny_config
+
+pytestmark = pytest.mark.e2e
 
 STEPS = [(0, None), (2, None), (4, None)]  # the base model stands in for three checkpoints: no training
 
