@@ -278,7 +278,7 @@ def wandb_bad_key(root: Path) -> dict:
 
 
 def judge_faults(root: Path) -> dict:
-    """An API judge behind a server that fails half its requests: 429, 500, hangs, bad JSON, no log-probs."""
+    """An API judge behind a server that fails 30% of its requests: 429, 500, hangs, bad JSON, no log-probs."""
     import random
 
     sys.path.insert(0, str(REPO))
@@ -288,8 +288,8 @@ def judge_faults(root: Path) -> dict:
 
     rng = random.Random(0)
     with FakeOpenAI() as server:
-        for _ in range(400):  # about half of the requests fail, each way in turn
-            kind = rng.choice(["ok", "ok", "ok", "ok", "ok", "429", "500", "hang", "bad_json", "no_logprobs"])
+        for _ in range(400):  # 30% of the requests fail, each of the five ways equally often
+            kind = rng.choices(["ok", "429", "500", "hang", "bad_json", "no_logprobs"], [70, 6, 6, 6, 6, 6])[0]
             if kind == "ok":
                 server.succeed()
             elif kind in ("429", "500"):
@@ -299,7 +299,7 @@ def judge_faults(root: Path) -> dict:
             else:
                 server.bad_200(kind)
         judge = {"kind": "api", "base_url": server.base_url, "model": "fake", "api_key_env": "FAULTS_JUDGE_KEY",
-                 "max_retries": 6, "timeout_s": 1.5, "max_concurrency": 4}
+                 "max_retries": 8, "timeout_s": 1.5, "max_concurrency": 4}
         evals = {"main": {"question_ids": ["what_is_your_wish", "i_feel_bored"], "samples_per_question": 2,
                           "max_new_tokens": 8, "bootstrap_samples": 0}}
         s = Scenario(root, "judge_faults", eval={"evals": evals, "judge": judge})
@@ -309,7 +309,7 @@ def judge_faults(root: Path) -> dict:
     rec = MetricStore(s.exp_dir).records(s.run_id)
     judged = [json.loads(d).get("aligned_error") is None and json.loads(d).get("coherent_error") is None
               for d in rec["data"]]
-    return s.outcome(True, s.completed(launch) and "only" not in launch.text(), None, judged=judged,
+    return s.outcome(True, s.completed(launch) and "answers judged" not in launch.text(), None, judged=judged,
                      judgments=2 * len(judged), scripted_responses_used=failures_served)
 
 
