@@ -265,8 +265,8 @@ def wandb_unreachable(root: Path) -> dict:
     launch = s.launch(env={"WANDB_BASE_URL": f"http://127.0.0.1:{_closed_port()}", "WANDB_API_KEY": "k" * 40})
     t = launch.wait_line("warning: W&B online init failed")
     launch.wait()
-    return s.outcome(t is not None, s.completed(launch), None if t is None else t - launch.t0,
-                     warned="wandb sync" in launch.text())
+    warned = "wandb sync" in launch.text()
+    return s.outcome(True, s.completed(launch) and warned, None if t is None else t - launch.t0, warned=warned)
 
 
 def wandb_bad_key(root: Path) -> dict:
@@ -274,7 +274,8 @@ def wandb_bad_key(root: Path) -> dict:
     launch = s.launch(env={"WANDB_BASE_URL": f"http://127.0.0.1:{_closed_port()}", "WANDB_API_KEY": "malformed"})
     t = launch.wait_line("warning: W&B online init failed")
     launch.wait()
-    return s.outcome(t is not None, s.completed(launch), None if t is None else t - launch.t0)
+    warned = "wandb sync" in launch.text()
+    return s.outcome(True, s.completed(launch) and warned, None if t is None else t - launch.t0, warned=warned)
 
 
 def judge_faults(root: Path) -> dict:
