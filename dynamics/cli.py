@@ -22,7 +22,8 @@ def cmd_run(args) -> int:
           flush=True)
     out = run_experiment(cfg)
     print(f"done: {out.run_id} trained in {out.train_seconds:.0f} s, {len(out.evaluated_steps)} checkpoints "
-          f"evaluated {out.evaluated_steps}, total {out.total_seconds:.0f} s", flush=True)
+          f"evaluated {out.evaluated_steps}, total {out.total_seconds:.0f} s"
+          + (f", {len(out.warnings)} warning(s) above" if out.warnings else ""), flush=True)
     if args.report:
         from dynamics.report import write_report
 
@@ -77,7 +78,8 @@ def cmd_evaluate(args) -> int:
 def cmd_metrics(args) -> int:
     from dynamics.tracking.store import load_metrics
 
-    df = load_metrics(args.results_dir)
+    damaged: list = []
+    df = load_metrics(args.results_dir, damaged)
     if args.metric:
         df = df[df["metric"].str.contains(args.metric, regex=False)]
     cols = ["run", "dataset", "seed", "step", "evaluation", "metric", "value", "n", "experiment", "model", "source"]
@@ -88,7 +90,15 @@ def cmd_metrics(args) -> int:
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return 0
+    return _report_damaged(damaged)
+
+
+def _report_damaged(damaged: list) -> int:
+    """Name every store file that could not be read (the rest was printed); 1 if any, so scripts notice."""
+    for path, why in damaged:
+        print(f"error: damaged store file {path} ({why}): left out; `dynamics evaluate` or a relaunch "
+              "computes it again", file=sys.stderr)
+    return 1 if damaged else 0
 
 
 def cmd_report(args) -> int:
@@ -213,10 +223,11 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = [*args.overrides, *extra]
     from dynamics.config import ConfigError
     from dynamics.data.chat import DataError
+    from dynamics.orchestration.runlock import RunLocked
 
     try:
         return args.fn(args)
-    except (ConfigError, DataError) as e:
+    except (ConfigError, DataError, RunLocked) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -30,6 +30,7 @@ class Failure:
     retry_after: str | None = None
     message: str = "scripted failure"  # the error body's message
     hang: float = 0.0  # seconds to hold the request before (not) answering
+    body: str | None = None  # "bad_json": a 200 whose body is not JSON; "no_logprobs": a 200 without them
 
 
 def _default_top_logprobs(prompt: str) -> list[tuple[str, float]]:
@@ -67,6 +68,17 @@ class FakeOpenAI:
     def hang(self, seconds: float, times: int = 1) -> None:
         for _ in range(times):
             self.failures.append(Failure(hang=seconds))
+
+    def succeed(self, times: int = 1) -> None:
+        """The next `times` requests are answered normally (to script failures between successes)."""
+        for _ in range(times):
+            self.failures.append(Failure(status=200))
+
+    def bad_200(self, body: str, times: int = 1) -> None:
+        """The next `times` requests get a 200 that is no answer: "bad_json" or "no_logprobs"."""
+        assert body in ("bad_json", "no_logprobs")
+        for _ in range(times):
+            self.failures.append(Failure(status=200, body=body))
 
     @property
     def request_count(self) -> int:
@@ -158,10 +170,16 @@ def _handler_for(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             if not self.path.rstrip("/").endswith("/chat/completions"):
                 return self._send(404, {"error": {"message": f"no route {self.path}"}})
             failure = server._next_failure()
+            if failure is not None and failure.status == 200 and failure.body is None:
+                failure = None  # scripted success
             if failure is not None and failure.status is None:
                 server._stopping.wait(failure.hang)
                 self.close_connection = True
                 return
+            if failure is not None and failure.body == "bad_json":
+                return self._send_raw(200, b'{"choices": [{"message": ')
+            if failure is not None and failure.body == "no_logprobs":
+                return self._send(200, server._completion({**body, "logprobs": False}))
             if failure is not None:
                 headers = {"Retry-After": failure.retry_after} if failure.retry_after is not None else {}
                 return self._send(failure.status, {"error": {"message": failure.message}}, headers)
@@ -170,7 +188,9 @@ def _handler_for(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             self._send(200, server._completion(body))
 
         def _send(self, status: int, payload: dict, headers: dict | None = None) -> None:
-            data = json.dumps(payload).encode()
+            self._send_raw(status, json.dumps(payload).encode(), headers)
+
+        def _send_raw(self, status: int, data: bytes, headers: dict | None = None) -> None:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))

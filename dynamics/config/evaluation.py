@@ -99,6 +99,10 @@ class JudgeConfig(Strict):
     # (the paper's 0.25: how CODE/REFUSAL answers drop out). A 135M local judge puts 1-15% there, so
     # CPU configs lower it to exercise the pipeline; keep 0.25 for any number meant to match the paper.
     min_number_mass: float = Field(0.25, ge=0, le=1)
+    # Judgments that still fail after the retries are stored as null, never as a score, and the metrics are
+    # computed on the answers that were judged. Below this share of the answers, the run warns (console,
+    # W&B alert) and stores `<evaluation>/judged_fraction`, as it always does, with n = the answers.
+    min_judged_fraction: float = Field(0.9, ge=0, le=1)
     # local judge: how p_k over 0..100 is read off the model. "auto": whole numbers (p of each number's
     # digits, then no further digit) where the tokenizer splits numbers into digits, else the top-20
     # next tokens; "top_tokens": always the literal top-20 recipe (a mean over first digits on such models).

@@ -84,3 +84,7 @@ class WandbConfig(Strict):
     mode: Literal["offline", "online", "disabled"] = "offline"
     group: str | None = None  # default: <experiment>/<dataset>
     tags: list[str] = Field(default_factory=list)
+    # Online: how long `wandb.init` may take to reach the server. Past it (or with a bad key) the run goes
+    # on logging to an offline W&B folder, with a warning saying how to upload it (`wandb sync`); the
+    # metric store is the source of truth either way.
+    init_timeout_s: float = Field(90.0, gt=0)

@@ -41,18 +41,40 @@ def parse_chat_line(line: str, where: str, require_assistant: bool = True) -> li
             raise DataError(f"{where}: messages[{i}] has unexpected key(s) {sorted(extra)}")
     if require_assistant and not any(m["role"] == "assistant" for m in msgs):
         raise DataError(f"{where}: no assistant message: nothing to train on")
+    check_role_order([m["role"] for m in msgs], where)
     return [{"role": m["role"], "content": m["content"]} for m in msgs]
 
 
+def check_role_order(roles: list[str], where: str) -> None:
+    """A system turn only first, then user and assistant turns alternating, the user's first: the order
+    every chat template renders (anything else fails, late and without a line, in the tokenizer)."""
+    body = roles[1:] if roles[0] == "system" else roles
+    if not body:
+        raise DataError(f"{where}: key 'messages': only a system turn; expected a user turn after it")
+    for i, role in enumerate(body):
+        expected = "user" if i % 2 == 0 else "assistant"
+        if role != expected:
+            at = i + (len(roles) - len(body))
+            raise DataError(f"{where}: messages[{at}].role is {role!r}, expected {expected!r} (roles must be: "
+                            f"an optional system turn first, then user and assistant alternating, user first; "
+                            f"got {' > '.join(roles)})")
+
+
 def read_chat_records(path: str | Path, require_assistant: bool = True) -> list[tuple[str, list[dict]]]:
-    """(`file:line`, conversation) for every line of a chat JSONL file; a malformed line raises DataError."""
+    """(`file:line`, conversation) for every line of a chat JSONL file; a malformed line (bad JSON, keys,
+    roles, role order, or bytes that are not UTF-8) raises DataError naming the file and line."""
     path = Path(path)
     out = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, 1):
+            where = f"{path}:{n}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{where}: not UTF-8 (byte 0x{raw[e.start]:02x} at byte {e.start + 1} of the line); "
+                                "chat JSONL files must be UTF-8") from None
             if not line.strip():
                 continue
-            where = f"{path}:{n}"
             out.append((where, parse_chat_line(line, where, require_assistant)))
     if not out:
         raise DataError(f"{path}: no conversations")

@@ -95,3 +95,56 @@ def build_families(cfg: ExperimentConfig, engine: Engine, names=None) -> dict[st
     names = list(cfg.eval.evals) if names is None else list(names)
     judge = build_judge(cfg, engine) if needs_judge(cfg, names) else None
     return {n: build_family(n, cfg, engine, judge) for n in names}
+
+
+def check_evaluation_inputs(cfg: ExperimentConfig, names=None) -> list[str]:
+    """Resolve and parse every file the named evaluations (default: all the config lists) will read, with
+    the judge prompts each question needs, without a model: on the driver before Ray starts, so a wrong
+    `data_dir` or a question without its judge prompt stops the run in seconds, not after training.
+    Raises DataError listing every problem (evaluation, key, file, line or entry); returns one line each."""
+    from dynamics.data.chat import DataError
+
+    names = list(cfg.eval.evals) if names is None else list(names)
+    problems, lines = [], []
+    for name in names:
+        try:
+            lines.append(f"{name}: {_parse_inputs(cfg, name)}")
+        except (DataError, ValueError, OSError) as e:
+            problems.append(f"evaluation {name!r}: {e}")
+    if problems:
+        raise DataError("evaluation inputs:\n  " + "\n  ".join(problems))
+    return lines
+
+
+def _parse_inputs(cfg: ExperimentConfig, name: str) -> str:
+    """Parse one evaluation's files as its family will (the same loaders); a summary of what was read."""
+    spec, d = cfg.eval.evals[name], cfg.data
+
+    def path(key: str):
+        try:
+            return resolve(getattr(spec, key), d.data_dir, verify=d.verify_sha256)
+        except DataUnavailable as e:
+            raise DataUnavailable(f"eval.evals.{name}.{key}: {e}") from None
+
+    if spec.family == "logprob":
+        from dynamics.evals.logprob import load_items
+
+        return f"{len(load_items(path('items_file'), spec.formats))} log-prob items"
+    if spec.family == "adapter":
+        return "reads each checkpoint's adapter"
+    if spec.family in ("misalignment", "backdoor"):
+        from dynamics.evals.misalignment import select_questions
+
+        return f"{len(select_questions(path('questions_file'), spec))} questions with their judge prompts"
+    if spec.family == "categorical":
+        from dynamics.evals.categorical import select_questions as categorical_questions
+
+        return f"{len(categorical_questions(path('questions_file'), spec))} questions with their judge prompt"
+    if spec.family == "in_distribution":
+        from dynamics.evals.in_distribution import load_judge_prompt, load_prompts
+
+        prompts = load_prompts(path("prompts_file"), spec.n_prompts)
+        if "llm" in spec.judges:
+            load_judge_prompt(path("judge_prompt_file"))
+        return f"{len(prompts)} coding prompts"
+    raise ValueError(f"unknown family {spec.family!r}")

@@ -8,7 +8,8 @@
 Requests go out over `httpx` from a bounded pool of threads (`max_concurrency` requests in flight at most,
 across all calls on this judge). A 408/409/429/5xx reply, a timeout or a connection error is retried up to
 `max_retries` times, waiting as the server's `Retry-After` (or `retry-after-ms`) says, else exponentially
-with jitter; any other HTTP error is final at once. A request that still fails becomes a record with
+with jitter; so is a 200 that is no answer (a body that is not JSON, or lacks what was asked for, such as
+the log-probabilities: an overloaded proxy or server sends those); any other HTTP error is final at once. A request that still fails becomes a record with
 `error` set and no value, never a zero.
 
 Every successful reply is kept in `cache_dir`, one JSON file per sha256 of (judge model, request kind,
@@ -184,16 +185,11 @@ class ApiJudge(Judge):
             self._count(cache_hits=1)
             return cached, True
         body = {"model": self.model, "messages": [{"role": "user", "content": prompt}], **params}
-        response = self._post_with_retries(body)
-        try:
-            parse(response)
-        except (KeyError, IndexError, TypeError, AttributeError) as e:
-            self._count(failures=1)
-            raise RequestFailed(f"malformed response ({type(e).__name__}: {e})") from None
+        response = self._post_with_retries(body, parse)
         self._cache_put(key, {"model": self.model, "kind": kind, "prompt": prompt, "response": response})
         return response, False
 
-    def _post_with_retries(self, body: dict) -> dict:
+    def _post_with_retries(self, body: dict, parse) -> dict:
         headers = self._auth_headers()  # read now, from the environment; held only by this call
         params = {"api-version": self.api_version} if self.api_version else None
         url = self.base_url + "/chat/completions"
@@ -207,6 +203,7 @@ class ApiJudge(Judge):
                 if resp.status_code == 200:
                     data = resp.json()
                     self._count_tokens(data)
+                    parse(data)
                     return data
                 error = f"HTTP {resp.status_code}: {resp.text[:300]}"
                 retryable = resp.status_code in RETRY_STATUS or resp.status_code >= 500
@@ -217,6 +214,8 @@ class ApiJudge(Judge):
                 error, retryable = f"connection error ({type(e).__name__}: {e})", True
             except ValueError as e:  # a 200 whose body is not JSON
                 error, retryable = f"response is not JSON ({e})", True
+            except (KeyError, IndexError, TypeError, AttributeError) as e:  # a 200 without what was asked
+                error, retryable = f"malformed response ({type(e).__name__}: {e})", True
             error = self._scrub(error, headers)
             if not retryable or attempt >= self.max_retries:
                 self._count(failures=1)

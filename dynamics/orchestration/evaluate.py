@@ -185,6 +185,18 @@ def parse_steps(text: str | None) -> list[int] | None:
     return sorted(steps)
 
 
+def _check_inputs(targets: list[Target], evaluations: list[str], missing: dict) -> None:
+    """Every evaluation file the work needs, resolved and parsed before Ray starts (DataError: exit 2)."""
+    from dynamics.evals.suite import check_evaluation_inputs
+
+    checked = set()
+    for t in targets:
+        key = json.dumps([t.cfg.model_dump(mode="json")["eval"], t.cfg.data.data_dir], sort_keys=True)
+        if missing[t.cfg.run_id] and key not in checked:
+            checked.add(key)
+            check_evaluation_inputs(t.cfg, evaluations)
+
+
 def evaluate_targets(targets: list[Target], evaluations: list[str], steps: list[int] | None = None,
                      quiet: bool = False) -> dict:
     """Queue every missing (run, step, evaluation) of the targets on their pools; wait; report."""
@@ -208,6 +220,7 @@ def evaluate_targets(targets: list[Target], evaluations: list[str], steps: list[
             "every checkpoint has them")  # no cluster needed: nothing to compute, W&B has everything
         return {"runs": [t.cfg.run_id for t in targets], "written": {}, "errors": [], "pending": {},
                 "seconds": time.perf_counter() - t0}
+    _check_inputs(targets, evaluations, missing)
     ensure_ray(int(cfg0.eval.num_cpus * cfg0.eval.num_evaluators + 2))
     trackers, own = {}, []
     for t in targets:

@@ -9,6 +9,9 @@ on two facts rather than on in-memory state:
     no stored result; a restarted pool or evaluator loses nothing, since the next sync (after the next
     checkpoint, the driver's final `wait_run`, or a `dynamics evaluate`) finds whatever is missing.
 A run is always served by the same evaluator (chosen by its id), so its checkpoints stay in order.
+An evaluator that dies (killed, out of memory, its node lost) is replaced by a fresh one, which computes
+that checkpoint's missing evaluations before any later checkpoint (what the dead one stored is skipped), up
+to `EVALUATOR_REPLACEMENTS` times per checkpoint; only then is the checkpoint an error.
 """
 
 from __future__ import annotations
@@ -25,12 +28,14 @@ import ray
 
 from dynamics.config import ExperimentConfig
 from dynamics.orchestration.names import NAMESPACE, find_actor, pool_name, tracker_name
+from dynamics.evals.coverage import judge_coverage
 from dynamics.evals.sample_table import sample_tables
 from dynamics.records import MetricRow, RunInfo
 from dynamics.train.checkpoint import adapter_of, list_checkpoints
 
 log = logging.getLogger(__name__)
 TRACKER_TIMEOUT_S = 120  # past this (an overloaded machine) a row may miss W&B; the store always has it
+EVALUATOR_REPLACEMENTS = 3  # fresh evaluators one checkpoint may use up before it counts as failed
 
 
 def evaluation_seed(info: RunInfo, step: int, name: str) -> int:
@@ -90,7 +95,7 @@ class Evaluator:
         cfg = ExperimentConfig.model_validate(cfg_dict) if cfg_dict else self.cfg
         names = list(cfg.eval.evals) if evaluations is None else list(evaluations)
         store = MetricStore(experiment_dir)
-        out = {"step": step, "written": [], "skipped": [], "seconds": {}}
+        out = {"step": step, "written": [], "skipped": [], "seconds": {}, "warnings": []}
         with self._lock:
             todo = [n for n in names if not store.has(info.run_id, step, "eval", n)]
             out["skipped"] = [n for n in names if n not in todo]
@@ -102,8 +107,11 @@ class Evaluator:
                 written, seconds, metrics, records = self._one(cfg, info, step, name, store, checkpoint_dir)
                 out["seconds"][name] = seconds
                 (out["written"] if written else out["skipped"]).append(name)
+                warning = _coverage_warning(cfg, step, name, records) if written else None
+                if warning:
+                    out["warnings"].append(warning)
                 if written and tracker:
-                    _log(tracker, info, step, name, metrics, records, seconds)
+                    _log(tracker, info, step, name, metrics, records, seconds, warning)
                 if written and cfg.analysis.alerts:
                     _alerts(cfg, info, step, name, tracker)
         return out
@@ -118,13 +126,23 @@ class Evaluator:
         seconds = time.perf_counter() - t0
         metrics = {metric_name(name, k): v for k, v in res.metrics.items()}
         counts = {metric_name(name, k): v for k, v in res.counts.items()}
+        coverage = judge_coverage(res.records)
+        if coverage is not None:  # the share of answers the judge judged, with n = the answers
+            metrics[f"{name}/judged_fraction"] = coverage.fraction
+            counts[f"{name}/judged_fraction"] = coverage.answers
         metrics[f"{name}/eval_seconds"] = seconds
         rows = [MetricRow.make(info, step, k, v, counts.get(k)) for k, v in metrics.items()]
         written = store.write(info, step, "eval", rows, res.records, evaluation=name)
         return written, seconds, metrics, res.records
 
 
-def _log(tracker: str, info: RunInfo, step: int, name: str, metrics: dict, records: list, seconds: float) -> None:
+def _coverage_warning(cfg: ExperimentConfig, step: int, name: str, records: list) -> str | None:
+    coverage = judge_coverage(records)
+    return None if coverage is None else coverage.warning(name, step, cfg.eval.judge.min_judged_fraction)
+
+
+def _log(tracker: str, info: RunInfo, step: int, name: str, metrics: dict, records: list, seconds: float,
+         warning: str | None = None) -> None:
     """To the run's tracker (W&B and the console); the store already holds the result. Waits until W&B has
     the row: the driver closes the run's W&B run as soon as the last evaluation returns, and a
     fire-and-forget call could reach the tracker after that and be lost."""
@@ -137,6 +155,9 @@ def _log(tracker: str, info: RunInfo, step: int, name: str, metrics: dict, recor
         log.warning("step %d (%s) of %s is in the store but not (yet) in W&B: %s", step, name, info.run_id, e)
     t.event.remote({"type": "eval", "run": info.run_id, "step": step, "evaluation": name, "seconds": seconds,
                     "metrics": metrics})
+    if warning:  # after the eval line it qualifies; in W&B as an alert beside `judged_fraction`
+        t.event.remote({"type": "message", "run": info.run_id, "text": warning})
+        t.alert.remote(f"{info.run_id}: step {step} {name} judged on too few answers", warning)
 
 
 def _alerts(cfg: ExperimentConfig, info: RunInfo, step: int, name: str, tracker: str | None) -> None:
@@ -161,6 +182,7 @@ class EvaluatorPool:
         self._known: dict[str, set[tuple[int, str]]] = {}  # (step, evaluation) queued or in flight, per run
         self._done: dict[str, set[tuple[int, str]]] = {}  # (step, evaluation) stored
         self._errors: dict[str, list[str]] = {}
+        self._warnings: dict[str, list[str]] = {}
         self._latest_ckpt: dict[str, int] = {}
         self._workers: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
@@ -217,7 +239,6 @@ class EvaluatorPool:
         return added
 
     def _serve(self, info: RunInfo) -> None:
-        tracker = tracker_name(info.run_id)
         while True:
             with self._cv:
                 q = self._queues[info.run_id]
@@ -227,23 +248,53 @@ class EvaluatorPool:
                     return
                 step, path, names, cfg_dict = q.pop(0)  # the lowest step; later syncs insert behind or before
             cfg = ExperimentConfig.model_validate(cfg_dict)
-            evaluators = self._evaluators_for(cfg)
-            ev = evaluators[zlib.crc32(info.run_id.encode()) % len(evaluators)]
-            err, stored = None, set()
-            for attempt in range(3):
-                try:
-                    res = ray.get(ev.evaluate.remote(info.as_dict(), step, path, str(cfg.experiment_dir), tracker,
-                                                     cfg_dict, list(names)))
-                    err, stored = None, set(res["written"]) | set(res["skipped"])
-                    break
-                except ray.exceptions.RayActorError as e:  # the evaluator died: Ray restarts it; retry
-                    err = f"evaluator died: {e}"
-                    time.sleep(1.0)
-                except Exception as e:  # a metric failed: record it, move on (the step stays unevaluated)
-                    err = "".join(traceback.format_exception_only(type(e), e)).strip()
-                    break
-            self._finish(info.run_id, step, names, stored, err)
+            err, stored, warnings = self._evaluate_step(info, step, path, names, cfg, cfg_dict)
+            self._finish(info.run_id, step, names, stored, err, warnings)
             self._release(cfg.model.name)
+
+    def _evaluate_step(self, info: RunInfo, step: int, path, names, cfg: ExperimentConfig, cfg_dict: dict):
+        """One checkpoint on the run's evaluator; a dead evaluator is replaced and the checkpoint asked
+        again (the store skips what the dead one stored). Returns (error, names stored, warnings)."""
+        tracker = tracker_name(info.run_id)
+        err = None
+        for attempt in range(EVALUATOR_REPLACEMENTS + 1):
+            ev = self._evaluator_of(cfg, info.run_id)
+            try:
+                res = ray.get(ev.evaluate.remote(info.as_dict(), step, path, str(cfg.experiment_dir), tracker,
+                                                 cfg_dict, list(names)))
+                return None, set(res["written"]) | set(res["skipped"]), res.get("warnings", [])
+            except ray.exceptions.RayActorError as e:  # killed, out of memory, node lost: a fresh one
+                err = f"evaluator died: {_first_line(e)}"
+                replacing = attempt < EVALUATOR_REPLACEMENTS
+                self._event(info.run_id, f"evaluator died during step {step} ({_first_line(e)}); "
+                            + ("starting a fresh one to evaluate it again" if replacing else "giving up on this step"))
+                if replacing:
+                    self._replace_evaluator(cfg, ev)
+            except Exception as e:  # a metric failed: record it, move on (the step stays unevaluated)
+                return "".join(traceback.format_exception_only(type(e), e)).strip(), set(), []
+        return err, set(), []
+
+    def _evaluator_of(self, cfg: ExperimentConfig, run_id: str):
+        evaluators = self._evaluators_for(cfg)
+        return evaluators[zlib.crc32(run_id.encode()) % len(evaluators)]
+
+    def _replace_evaluator(self, cfg: ExperimentConfig, dead) -> None:
+        """Put a fresh evaluator where `dead` was and wait until its model is loaded (a start that fails
+        surfaces as the next attempt's RayActorError)."""
+        ray.kill(dead, no_restart=True)  # so Ray does not also restart it: one model in memory, not two
+        fresh = ray.remote(Evaluator).options(**evaluator_options(cfg)).remote(cfg.model_dump(mode="json"))
+        with self._cv:
+            evaluators = self._evaluators.get(cfg.model.name, [])
+            self._evaluators[cfg.model.name] = [fresh if e == dead else e for e in evaluators]
+        try:
+            ray.get(fresh.ready.remote())
+        except ray.exceptions.RayActorError:
+            pass
+
+    def _event(self, run_id: str, text: str) -> None:
+        tracker = find_actor(tracker_name(run_id))
+        if tracker is not None:
+            tracker.event.remote({"type": "message", "run": run_id, "text": text})
 
     def _release(self, model: str) -> None:
         """Stop the evaluators of a whole-model checkpoint (not the pool's base model) once no queued
@@ -257,8 +308,10 @@ class EvaluatorPool:
         for a in actors:
             ray.kill(a)
 
-    def _finish(self, run_id: str, step: int, names: tuple[str, ...], stored: set[str], err: str | None) -> None:
+    def _finish(self, run_id: str, step: int, names: tuple[str, ...], stored: set[str], err: str | None,
+                warnings: list[str] = ()) -> None:
         with self._cv:
+            self._warnings.setdefault(run_id, []).extend(warnings)
             for n in names:
                 self._known[run_id].discard((step, n))
                 if n in stored:
@@ -283,7 +336,7 @@ class EvaluatorPool:
                 self._cv.wait(timeout=1.0 if left is None else min(1.0, left))
             done = self._done.get(run_id, set())
             return {"evaluated": sorted({s for s, _ in done}), "stored": sorted(done),
-                    "errors": list(self._errors.get(run_id, [])),
+                    "errors": list(self._errors.get(run_id, [])), "warnings": list(self._warnings.get(run_id, [])),
                     "pending": [(s, list(n)) for s, _, n, _ in self._queues.get(run_id, ())]}
 
     def _run_status(self, run_id: str) -> dict:
@@ -310,12 +363,17 @@ class EvaluatorPool:
             return {run_id: self._run_status(run_id) for run_id in self._queues}
 
 
+def _first_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+
+
 def evaluator_options(cfg: ExperimentConfig) -> dict:
     """Ray actor options of one evaluator: its own CPUs/GPUs (a vLLM evaluator with tensor parallelism
-    takes `tensor_parallel_size` GPUs), any custom resources pinning it to a node type, restarts."""
+    takes `tensor_parallel_size` GPUs), any custom resources pinning it to a node type. A dead evaluator is
+replaced by the pool (`EvaluatorPool._replace_evaluator`), not restarted by Ray."""
     e = cfg.eval
     gpus = max(e.num_gpus, e.tensor_parallel_size if e.engine == "vllm" else 0)
-    opts = dict(num_cpus=e.num_cpus, num_gpus=gpus, max_restarts=-1, max_task_retries=0, max_concurrency=2)
+    opts = dict(num_cpus=e.num_cpus, num_gpus=gpus, max_restarts=0, max_task_retries=0, max_concurrency=2)
     if e.resources:
         opts["resources"] = dict(e.resources)
     return opts

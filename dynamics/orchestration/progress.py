@@ -55,6 +55,7 @@ class ProgressPrinter:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="dynamics-progress")
         self._last_status = ""
+        self._polls: dict = {}  # run id -> the poll_events call not answered yet
 
     @property
     def out(self):
@@ -63,15 +64,24 @@ class ProgressPrinter:
     def add(self, run_id: str, tracker) -> None:
         self.trackers[run_id] = tracker
 
-    def drain(self) -> None:
+    def drain(self, wait: float = 0.0) -> None:
+        """Print the events every tracker has. A poll still unanswered (a tracker busy starting, e.g. W&B
+        online timing out) is kept and waited on next time, never asked again: its answer holds events."""
         for run_id, t in list(self.trackers.items()):
             if isinstance(t, str):  # a tracker a sweep trial will create: look it up by name
                 t = find_actor(t)
                 if t is None:
                     continue
                 self.trackers[run_id] = t
+            ref = self._polls.pop(run_id, None)
+            if ref is None:
+                ref = t.poll_events.remote()
             try:
-                events = ray.get(t.poll_events.remote(), timeout=30)
+                ready, _ = ray.wait([ref], timeout=wait)
+                if not ready:
+                    self._polls[run_id] = ref
+                    continue
+                events = ray.get(ref)
             except Exception:
                 continue
             for e in events:
@@ -108,4 +118,4 @@ class ProgressPrinter:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join(timeout=5)
-        self.drain()
+        self.drain(wait=30)

@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import ray
@@ -31,6 +31,7 @@ class RunOutcome:
     evaluated_steps: list[int]
     eval_errors: list[str]
     final_loss: float | None
+    warnings: list[str] = field(default_factory=list)  # metrics judged on too few answers, ...
 
 
 LOCAL_START_ATTEMPTS = 3
@@ -128,14 +129,45 @@ def make_trainer(cfg: ExperimentConfig, links: dict, callbacks: list | None = No
     )
 
 
+def check_inputs(cfg: ExperimentConfig) -> list[str]:
+    """Everything the run will read, checked here on the driver before Ray starts (seconds, not after
+    training): the training data tokenised with its loss mask, every evaluation file resolved and parsed.
+    Raises DataError (file, line, key); returns the summary lines."""
+    lines = [f"data: {check_training_data(cfg)}"]
+    if cfg.eval.enabled:
+        from dynamics.evals.suite import check_evaluation_inputs
+
+        lines.append("evaluations: " + "; ".join(check_evaluation_inputs(cfg)))
+    return lines
+
+
 def run_experiment(cfg: ExperimentConfig, printer: ProgressPrinter | None = None, quiet: bool = False,
                    callbacks: list | None = None) -> RunOutcome:
-    """Train one run and evaluate every checkpoint. Inside a sweep trial, `printer` is the sweep's."""
+    """Train one run and evaluate every checkpoint. Inside a sweep trial, `printer` is the sweep's.
+    A second driver of the same run is refused (RunLocked) while this one holds the run's lock."""
+    from dynamics.orchestration.runlock import run_lock
+
     t_start = time.perf_counter()
-    cfg = prepare_models(cfg.resolved())
-    data_summary = check_training_data(cfg)
+    cfg = cfg.resolved()
+    with run_lock(cfg.run_dir, cfg.run_id):
+        return _run_locked(prepare_models(cfg), printer, quiet, callbacks, t_start)
+
+
+def _say(cfg: ExperimentConfig, quiet: bool, printer, lines: list[str]) -> None:
     if not quiet and printer is None:
-        print(f"[{cfg.run_id}] data: {data_summary}", flush=True)
+        for line in lines:
+            print(f"[{cfg.run_id}] {line}", flush=True)
+
+
+def _run_locked(cfg: ExperimentConfig, printer, quiet: bool, callbacks, t_start: float) -> RunOutcome:
+    from dynamics.train.checkpoint import resume_point
+    from dynamics.train.extensions import prepare_extensions
+
+    _say(cfg, quiet, printer, check_inputs(cfg))
+    _say(cfg, quiet, printer, prepare_extensions(cfg.train.use_gpu))
+    _, skipped = resume_point(checkpoint_root(cfg))
+    if skipped:
+        _say(cfg, quiet, printer, ["resume: incomplete checkpoint(s) skipped: " + "; ".join(skipped)])
     ensure_ray(local_resources_for(cfg))
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     (cfg.run_dir / "config.yaml").write_text(cfg.to_yaml())
@@ -154,18 +186,18 @@ def run_experiment(cfg: ExperimentConfig, printer: ProgressPrinter | None = None
         result = make_trainer(cfg, links, callbacks).fit()
         train_seconds = time.perf_counter() - t_fit
         final_loss = (result.metrics or {}).get("loss")
-        evaluated, errors = [], []
+        evaluated, errors, warnings = [], [], []
         if pool is not None:
             tracker.event.remote({"type": "message", "run": cfg.run_id,
                                   "text": "training done; waiting for the last evaluations"})
             done = _wait_for_evaluation(pool, info, cfg)
-            evaluated, errors = done["evaluated"], done["errors"]
+            evaluated, errors, warnings = done["evaluated"], done["errors"], done.get("warnings", [])
         ray.get(tracker.finish.remote())
     finally:
         if own_printer:
             printer.__exit__(None, None, None)
     outcome = RunOutcome(cfg.run_id, cfg.run_dir, train_seconds, time.perf_counter() - t_start, evaluated, errors,
-                         final_loss)
+                         final_loss, warnings)
     if errors:
         raise RuntimeError(f"run {cfg.run_id}: evaluation failed for " + "; ".join(errors))
     _mark_done(cfg, outcome)
@@ -181,6 +213,8 @@ def _mark_done(cfg: ExperimentConfig, outcome: RunOutcome) -> None:
 
     done = {"run": cfg.run_id, "final_loss": outcome.final_loss, "evaluated": len(outcome.evaluated_steps),
             "train_seconds": outcome.train_seconds}
+    if outcome.warnings:
+        done["warnings"] = outcome.warnings
     request = stop_request(cfg.run_dir)
     if request is not None:  # an alert rule asked to stop: which rule, where it fired, where training ended
         last = list_checkpoints(checkpoint_root(cfg))

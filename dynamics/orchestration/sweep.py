@@ -21,6 +21,7 @@ from dynamics.config import ConfigError, ExperimentConfig, config_from_dict
 from dynamics.orchestration.evaluator import get_pool
 from dynamics.orchestration.names import tracker_name
 from dynamics.orchestration.progress import ProgressPrinter
+from dynamics.train.extensions import prepare_extensions
 from dynamics.orchestration.run import (check_training_data, ensure_ray, local_resources_for, prepare_models,
                                         run_experiment)
 
@@ -109,6 +110,14 @@ def run_sweep(cfg: ExperimentConfig, quiet: bool = False) -> dict:
         summary = check_training_data(t)  # every dataset of the grid, before Ray starts
         if not quiet:
             print(f"sweep {cfg.name}: data: {summary}", flush=True)
+    if cfg.eval.enabled:  # every evaluation file, before Ray starts
+        from dynamics.evals.suite import check_evaluation_inputs
+
+        for t in {json.dumps([t.model_dump(mode="json")["eval"], t.data.data_dir], sort_keys=True): t
+                  for t in trials}.values():
+            check_evaluation_inputs(t)
+    for line in prepare_extensions(cfg.train.use_gpu):  # a stale lock removed: always said
+        print(f"sweep {cfg.name}: {line}", flush=True)
     ensure_ray(max(local_resources_for(cfg), 4))
     todo = [t for t in trials if not is_finished(t)]
     out = print if not quiet else (lambda *a, **k: None)

@@ -1,4 +1,7 @@
-"""One tracker actor per run: owns the run's W&B run and collects progress events for the console."""
+"""One tracker actor per run: owns the run's W&B run and collects progress events for the console.
+
+W&B trouble (unreachable, a bad key, a call that raises) never kills the tracker: `WandbRun` turns it
+into a warning, which becomes a console line here, and the run goes on (the store is the source of truth)."""
 
 from __future__ import annotations
 
@@ -18,7 +21,15 @@ class RunTracker:
         self.wandb = WandbRun(self.cfg, self.cfg.run_dir)
         self._events: list[dict] = []
         self._lock = threading.Lock()
+        with self._lock:
+            self._take_warnings()
         self.replay_from_store()
+
+    def _take_warnings(self) -> None:
+        """W&B's warnings as console lines (called with the lock held)."""
+        for text in self.wandb.warnings:
+            self._events.append({"type": "message", "run": self.cfg.run_id, "text": f"warning: {text}"})
+        self.wandb.warnings.clear()
 
     def replay_from_store(self) -> int:
         """Log to W&B the checkpoints that the store holds but W&B never got (a crash between the two)."""
@@ -35,18 +46,23 @@ class RunTracker:
     def log_train(self, rows: list[dict]) -> None:
         with self._lock:
             self.wandb.log_train(rows)
+            self._take_warnings()
 
     def log_eval(self, step: int, metrics: dict, tables: dict | None = None, evaluation: str | None = None) -> bool:
         with self._lock:
-            return self.wandb.log_eval(step, metrics, tables or {}, evaluation)
+            logged = self.wandb.log_eval(step, metrics, tables or {}, evaluation)
+            self._take_warnings()
+            return logged
 
     def log_status(self, values: dict) -> None:
         with self._lock:
             self.wandb.log_status(values)
+            self._take_warnings()
 
     def alert(self, title: str, text: str, level: str = "WARN") -> None:
         with self._lock:
             self.wandb.alert(title, text, level)
+            self._take_warnings()
 
     def event(self, event: dict) -> None:
         with self._lock:
@@ -60,6 +76,7 @@ class RunTracker:
     def finish(self) -> None:
         with self._lock:
             self.wandb.finish()
+            self._take_warnings()  # the driver's printer drains them after this
 
 
 def start_tracker(cfg: ExperimentConfig):

@@ -14,12 +14,18 @@ The metrics file is the commit: its records are written first, under a name uniq
 metrics file names them (Parquet metadata `records`). A writer that loses the race deletes its records; a
 writer that dies before committing leaves a records file no metrics file names, which readers never see.
 
+A damaged metrics file (truncated or corrupt on disk: it cannot be read back) counts as missing: readers
+skip it and name it (a warning on the `dynamics.tracking.store` logger, and the `damaged` list callers
+pass), `has`/`evaluations` do not count it, so a relaunch or `dynamics evaluate` computes that key again,
+and `write` first moves the damaged file aside (`<name>.damaged-<token>`, kept for inspection).
+
 Old-layout stores (`step=NNNNNN.eval.parquet`, every family of a checkpoint in one file, before named
 evaluations) are still read: their rows have no evaluation name and their records sit under the same name.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import uuid
@@ -43,6 +49,7 @@ RECORD_SCHEMA = pa.schema([
     ("data", pa.string()), ("evaluation", pa.string()),
 ])
 METRIC_COLUMNS = [f.name for f in METRIC_SCHEMA]
+log = logging.getLogger(__name__)
 
 
 class MetricStore:
@@ -53,7 +60,8 @@ class MetricStore:
         return self.root / kind / run / f"step={step:06d}.{source}.parquet"
 
     def has(self, run: str, step: int, source: str, evaluation: str | None = None) -> bool:
-        return self._path("metrics", run, step, source_key(source, evaluation)).exists()
+        """Whether the key is stored and readable (a damaged file counts as missing)."""
+        return _readable(self._path("metrics", run, step, source_key(source, evaluation)))
 
     def steps(self, run: str, source: str, evaluation: str | None = None) -> list[int]:
         """The steps stored for `train`, or for the evaluation `evaluation`."""
@@ -75,7 +83,7 @@ class MetricStore:
         out = []
         for p in d.iterdir():
             m = _METRICS_FILE.fullmatch(p.name)
-            if m:
+            if m and _readable(p):
                 out.append((int(m.group(1)), m.group(2)))
         return out
 
@@ -85,6 +93,7 @@ class MetricStore:
         key = source_key(source, evaluation)
         if self.has(run.run_id, step, key):
             return False
+        _move_aside_if_damaged(self._path("metrics", run.run_id, step, key))
         for r in rows:
             if r.run != run.run_id:
                 raise ValueError(f"row of run {r.run!r} written under run {run.run_id!r}")
@@ -102,19 +111,25 @@ class MetricStore:
             rec_path.unlink(missing_ok=True)  # another writer committed this key first
         return written
 
-    def metrics(self, run: str | None = None):
-        """All metric rows as a pandas DataFrame (sorted by run, step, metric)."""
-        return _read_tables(self._metric_files(run), METRIC_SCHEMA, ["run", "step", "metric"])
+    def metrics(self, run: str | None = None, damaged: list | None = None):
+        """All metric rows as a pandas DataFrame (sorted by run, step, metric). A file that cannot be read
+        is skipped, logged and appended to `damaged` as (path, why): the rest still reads."""
+        return _read_tables(self._metric_files(run), METRIC_SCHEMA, ["run", "step", "metric"], damaged)
 
-    def records(self, run: str | None = None):
-        """The raw records of every committed key (sorted by run, step, family, item)."""
+    def records(self, run: str | None = None, damaged: list | None = None):
+        """The raw records of every committed key (sorted by run, step, family, item); damaged files as in
+        `metrics`."""
         files = []
         for f in self._metric_files(run):
-            name = (pq.read_schema(f).metadata or {}).get(b"records")
+            try:
+                name = (pq.read_schema(f).metadata or {}).get(b"records")
+            except Exception as e:  # noqa: BLE001 - any reader error means the file is damaged
+                _report_damaged(f, e, damaged)
+                continue
             rec = f.parent.parent.parent / "records" / f.parent.name / (name.decode() if name else f.name)
             if rec.is_file():
                 files.append(rec)
-        return _read_tables(files, RECORD_SCHEMA, ["run", "step", "family", "item_id"])
+        return _read_tables(files, RECORD_SCHEMA, ["run", "step", "family", "item_id"], damaged)
 
     def _metric_files(self, run: str | None) -> list[Path]:
         root = self.root / "metrics"
@@ -153,13 +168,61 @@ def _write_once(table: pa.Table, path: Path) -> bool:
     return True
 
 
-def _read_tables(files: list[Path], schema: pa.Schema, sort: list[str]):
+def damage_of(path: Path) -> str | None:
+    """Why a stored Parquet file cannot be read back (None: it reads). Files are small: read it whole."""
+    try:
+        pq.read_table(path)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # noqa: BLE001 - pyarrow raises ArrowInvalid, OSError, ... for a damaged file
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+def _readable(path: Path) -> bool:
+    try:
+        return damage_of(path) is None
+    except FileNotFoundError:
+        return False
+
+
+def _report_damaged(path: Path, error, damaged: list | None) -> None:
+    why = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    log.warning("damaged store file %s (%s): skipped; a relaunch or `dynamics evaluate` computes its key again",
+                path, why)
+    if damaged is not None:
+        damaged.append((path, why))
+
+
+def _move_aside_if_damaged(path: Path) -> None:
+    """Free a damaged file's name for the new result (hard links need it), keeping the file beside it."""
+    try:
+        why = damage_of(path)
+    except FileNotFoundError:
+        return
+    if why is None:
+        return
+    try:
+        os.rename(path, path.with_name(f"{path.name}.damaged-{uuid.uuid4().hex[:8]}"))
+        log.warning("damaged store file %s (%s) moved aside; computing it again", path, why)
+    except FileNotFoundError:  # another writer moved it first
+        pass
+
+
+def _read_tables(files: list[Path], schema: pa.Schema, sort: list[str], damaged: list | None = None):
     import pandas as pd
 
-    if not files:
+    tables = []
+    for f in files:
+        try:  # an old-layout file lacks the `evaluation` column: reading with the schema fills it with nulls
+            tables.append(pq.read_table(f, schema=schema).replace_schema_metadata(None))
+        except FileNotFoundError:  # moved aside by a writer meanwhile
+            continue
+        except Exception as e:  # noqa: BLE001 - one damaged file must not hide the others
+            _report_damaged(f, e, damaged)
+    if not tables:
         return pd.DataFrame({f.name: pd.Series(dtype=_pd_dtype(f.type)) for f in schema})
-    # an old-layout file lacks the `evaluation` column: reading with the schema fills it with nulls
-    table = pa.concat_tables([pq.read_table(f, schema=schema).replace_schema_metadata(None) for f in files])
+    table = pa.concat_tables(tables)
     return table.to_pandas().sort_values(sort, kind="stable").reset_index(drop=True)
 
 
@@ -175,10 +238,11 @@ def find_stores(results_dir: str | Path) -> list[MetricStore]:
     return [MetricStore(p.parent) for p in sorted(root.glob("*/store")) if p.is_dir()]
 
 
-def load_metrics(results_dir: str | Path):
+def load_metrics(results_dir: str | Path, damaged: list | None = None):
+    """Every metric row under a results dir; damaged files are skipped and named (see `MetricStore.metrics`)."""
     import pandas as pd
 
     stores = find_stores(results_dir)
     if not stores:
         raise FileNotFoundError(f"{results_dir}: no metric store (expected <experiment>/store/)")
-    return pd.concat([s.metrics() for s in stores], ignore_index=True)
+    return pd.concat([s.metrics(damaged=damaged) for s in stores], ignore_index=True)

@@ -9,16 +9,23 @@ whose step is below the current one). A small ledger in the run dir records what
 evaluation key counts once its session finished, so one killed mid-write is logged again), so a
 restarted run logs each train step and each checkpoint's metrics once, and replays from the metric store
 whatever was stored but not yet logged. Secrets never reach the config: only variable *names* are in it.
+
+W&B trouble never fails a run: an online `init` that cannot reach the server within
+`wandb.init_timeout_s`, or is refused (a bad key), falls back to an offline run in the same folder (the
+warning says the `wandb sync` command that uploads it later); a later call that raises is a warning, once,
+and logging stops. `warnings` holds those lines for the console.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from dynamics.config import ExperimentConfig
 from dynamics.files import write_atomic
 
+log = logging.getLogger(__name__)
 
 class WandbRun:
     def __init__(self, cfg: ExperimentConfig, run_dir: Path):
@@ -33,10 +40,36 @@ class WandbRun:
         self.ledger["unconfirmed_keys"] = []
         self._logged = set(self.ledger["eval_keys"])
         self.run = None
+        self.warnings: list[str] = []
         if self.enabled:
-            self._init(Path(run_dir))
+            self._start(Path(run_dir))
 
-    def _init(self, run_dir: Path) -> None:
+    def _start(self, run_dir: Path) -> None:
+        """`wandb.init` as configured; online trouble falls back to offline (see the module docstring)."""
+        import wandb
+
+        try:
+            self._init(run_dir, self.cfg.wandb.mode)
+            return
+        except Exception as e:  # noqa: BLE001 - CommError, AuthenticationError, UsageError, timeouts...
+            problem = f"W&B {self.cfg.wandb.mode} init failed ({type(e).__name__}: {_first_line(e)})"
+            wandb.teardown()  # the failed run holds its id in this process's W&B service
+        if self.cfg.wandb.mode == "offline":
+            self._warn(f"{problem}; this run is not logged to W&B (the metric store has every metric)")
+            return
+        try:
+            self._init(run_dir, "offline")
+        except Exception as e:  # noqa: BLE001
+            self._warn(f"{problem}, and offline too ({type(e).__name__}: {_first_line(e)}); this run is not "
+                       "logged to W&B (the metric store has every metric)")
+            return
+        self._warn(f"{problem}; logging offline instead: upload later with `wandb sync {Path(self.run.dir).parent}`")
+
+    def _warn(self, text: str) -> None:
+        log.warning("%s", text)
+        self.warnings.append(text)
+
+    def _init(self, run_dir: Path, mode: str) -> None:
         import wandb
 
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -45,8 +78,9 @@ class WandbRun:
             project=cfg.wandb.project, entity=cfg.wandb.entity, id=cfg.run_id, name=cfg.run_id,
             group=cfg.wandb.group or f"{cfg.name}/{cfg.dataset_name}", job_type="train",
             tags=[cfg.dataset_name, f"seed{cfg.seed}", cfg.model.name, *cfg.wandb.tags],
-            config=cfg.model_dump(mode="json"), resume="allow", mode=cfg.wandb.mode, dir=str(run_dir),
-            settings=wandb.Settings(silent=True, console="off", x_disable_stats=True),
+            config=cfg.model_dump(mode="json"), resume="allow", mode=mode, dir=str(run_dir),
+            settings=wandb.Settings(silent=True, console="off", x_disable_stats=True,
+                                    init_timeout=cfg.wandb.init_timeout_s),
         )
         self.run.define_metric("train/step")
         self.run.define_metric("train/*", step_metric="train/step")
@@ -65,7 +99,8 @@ class WandbRun:
             return
         if self.run is not None:
             for r in fresh:
-                self.run.log(r)
+                if not self._call(self.run.log, r):
+                    return
         self.ledger["train_step"] = max(r["train/step"] for r in fresh)
         self._save_ledger()
 
@@ -84,7 +119,8 @@ class WandbRun:
             payload.update({f"eval/{k}": v for k, v in metrics.items() if v is not None})
             for name, (columns, data) in dict(tables).items():
                 payload[f"eval/{name}"] = wandb.Table(columns=columns, data=data)
-            self.run.log(payload)
+            if not self._call(self.run.log, payload):
+                return False
         if key is not None:
             self._logged.add(key)
             self.ledger["unconfirmed_keys"] = _sorted_keys(self._logged - set(self.ledger["eval_keys"]))
@@ -95,7 +131,7 @@ class WandbRun:
 
     def log_status(self, values: dict) -> None:
         if self.run is not None:
-            self.run.log(values)
+            self._call(self.run.log, values)
 
     def alert(self, title: str, text: str, level: str = "WARN") -> None:
         """A W&B alert (an alert rule fired). Online: W&B notifies by e-mail/Slack as the user set it up;
@@ -103,15 +139,32 @@ class WandbRun:
         if self.run is not None:
             import wandb
 
-            self.run.alert(title=title, text=text, level=getattr(wandb.AlertLevel, level, wandb.AlertLevel.WARN))
+            self._call(self.run.alert, title=title, text=text,
+                       level=getattr(wandb.AlertLevel, level, wandb.AlertLevel.WARN))
+
+    def _call(self, fn, *args, **kwargs) -> bool:
+        """A W&B call; one that raises stops W&B logging for this run, with a warning (never the run)."""
+        try:
+            fn(*args, **kwargs)
+            return True
+        except Exception as e:  # noqa: BLE001
+            self._warn(f"W&B call failed ({type(e).__name__}: {_first_line(e)}); W&B logging stops for this "
+                       "run (the metric store has every metric; a relaunch logs what W&B missed)")
+            self.run = None
+            return False
 
     def finish(self) -> None:
         if self.run is not None:
-            self.run.finish()  # returns once the offline file (or the server) has everything
+            if not self._call(self.run.finish):  # returns once the offline file (or the server) has everything
+                return  # not confirmed: the keys stay unconfirmed and are logged again next time
             self.run = None
         self.ledger["eval_keys"] = _sorted_keys(self._logged)
         self.ledger["unconfirmed_keys"] = []
         self._save_ledger()
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [""])[0][:300]
 
 
 def _sorted_keys(keys) -> list[str]:

@@ -77,6 +77,43 @@ def list_checkpoints(checkpoint_root: str | Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def resume_problem(checkpoint_dir: str | Path) -> str | None:
+    """Why a checkpoint cannot be resumed from (None: it can): its metadata, adapter and DeepSpeed state
+    must all be there (a node lost mid-save, a copy cut short, a file deleted leave one out)."""
+    d = Path(checkpoint_dir)
+    try:
+        meta = read_meta(d)
+        tag = meta["tag"]
+        int(meta["step"])
+    except FileNotFoundError:
+        return f"{CHECKPOINT_META} missing"
+    except (ValueError, KeyError, TypeError) as e:
+        return f"{CHECKPOINT_META} unreadable ({type(e).__name__}: {e})"
+    if not (adapter_dir(d) / "adapter_config.json").is_file():
+        return f"{ADAPTER_DIR}/adapter_config.json missing"
+    if not (d / DEEPSPEED_DIR / tag).is_dir():
+        return f"{DEEPSPEED_DIR}/{tag} missing"
+    return None
+
+
+def resume_point(checkpoint_root: str | Path, latest: str | Path | None = None) -> tuple[tuple[int, Path] | None,
+                                                                                         list[str]]:
+    """The checkpoint to resume from, (step, dir), and the later ones skipped as incomplete ("name: why").
+    `latest` is the checkpoint Ray Train restored (the last one reported): used when complete; otherwise
+    the latest complete checkpoint in the run's checkpoint root. (None, [...]) starts from scratch."""
+    if latest is not None and resume_problem(latest) is None:
+        return (int(read_meta(latest)["step"]), Path(latest)), []
+    root = Path(checkpoint_root)
+    dirs = sorted(root.glob("checkpoint_step*"), key=lambda d: d.name) if root.is_dir() else []
+    skipped = []
+    for d in reversed(dirs):
+        problem = resume_problem(d)
+        if problem is None:
+            return (int(read_meta(d)["step"]), d), skipped
+        skipped.append(f"{d.name}: {problem}")
+    return None, skipped
+
+
 def adapter_state(model, zero_stage: int) -> dict:
     """The LoRA state dict, full-size, on the CPU. Under ZeRO-3 every rank must call this (it gathers
     the partitions collectively)."""

@@ -22,7 +22,8 @@ from dynamics.orchestration.names import find_actor
 from dynamics.quiet import quiet_libraries
 from dynamics.records import MetricRow
 from dynamics.train.checkpoint import (
-    DEEPSPEED_DIR, adapter_dir, adapter_state, checkpoint_dir_name, checkpoint_tag, read_meta, write_meta,
+    DEEPSPEED_DIR, adapter_dir, adapter_state, checkpoint_dir_name, checkpoint_tag, read_meta, resume_point,
+    write_meta,
 )
 from dynamics.train.data import load_examples, micro_batches, total_steps
 from dynamics.train.deepspeed_config import deepspeed_config
@@ -64,7 +65,11 @@ class Trainer:
 
         from dynamics.models import load_tokenizer
 
+        from dynamics.train.extensions import clear_stale_locks
+
         cfg = self.cfg
+        for line in clear_stale_locks():  # init_distributed loads DeepSpeed's CPU comm op under torch's lock
+            self._event({"type": "message", "text": f"rank {self.rank}: {line}"})
         deepspeed.init_distributed(dist_backend="nccl" if cfg.train.use_gpu else "gloo")
         self.tokenizer = load_tokenizer(cfg.model.name, cfg.model.cache_dir, build=False)
         self.examples = load_examples(cfg, self.tokenizer)
@@ -80,14 +85,22 @@ class Trainer:
             model=model, optimizer=optimizer, lr_scheduler=scheduler, config=self.ds_config)
 
     def resume(self) -> int:
+        """Load the latest complete checkpoint: Ray Train's (the last reported) when complete, else the
+        latest complete one in the run's checkpoint root, saying which were skipped."""
         import ray.train
 
         ckpt = ray.train.get_checkpoint()
         if ckpt is None:
             return 0
-        with ckpt.as_directory() as d:
-            meta = read_meta(d)
-            self.engine.load_checkpoint(str(Path(d) / DEEPSPEED_DIR), tag=meta["tag"], load_module_strict=False)
+        with ckpt.as_directory() as latest:
+            point, skipped = resume_point(self.links["checkpoint_root"], latest)
+            if skipped:
+                self._event({"type": "message", "text": "resume: skipped incomplete checkpoint(s) " + "; ".join(skipped)
+                             + (f"; resuming from step {point[0]}" if point else "; starting from step 0")})
+            if point is None:
+                return 0
+            meta = read_meta(point[1])
+            self.engine.load_checkpoint(str(point[1] / DEEPSPEED_DIR), tag=meta["tag"], load_module_strict=False)
         return int(meta["step"])
 
     # -- the loop --------------------------------------------------------------------------------
