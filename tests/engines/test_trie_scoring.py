@@ -41,6 +41,7 @@ def plain_logprobs(engine, ids: list[int]) -> torch.Tensor:
     return torch.log_softmax(logits.double(), dim=-1)
 
 
+@pytest.mark.real_model  # SmolLM2-135M trie passes plus 4 plain passes: seconds on a quiet 2-core box
 def test_trie_matches_plain_passes_and_batching_changes_nothing(engine):
     tok = engine.tokenizer
     digits = digit_ids(tok)
