@@ -95,28 +95,31 @@ class HFEngine(Engine):
     # -- scoring ---------------------------------------------------------------------------------
     @torch.inference_mode()
     def score(self, requests: list[ScoreRequest]) -> list[list[float]]:
-        out: list[list[float] | None] = [None] * len(requests)
+        out: list[list[float]] = [[] for _ in requests]  # a request without spans scores nothing
+        # A span [s, e) is read from rows s-1..e-2, which see ids[:e-1] only: requests that agree up to
+        # their last read row share one forward pass (a multiple-choice question's "A" and "B"), and the
+        # tokens after it (end of turn, ...) are never run.
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, r in enumerate(requests):
+            if r.spans:
+                groups.setdefault(tuple(r.input_ids[: max(e for _, e in r.spans) - 1]), []).append(i)
+        keys = list(groups)
         body, head = self._body_and_head()
         with self._adapter_scope():
-            for batch in self._batches([len(r.input_ids) for r in requests]):
-                ids, mask = self._pad([list(requests[i].input_ids) for i in batch], left=False)
-                hidden = body(input_ids=ids, attention_mask=mask).last_hidden_state
-                # The vocabulary projection only for the scored positions (a span's tokens are predicted
-                # by the rows before them), then log-softmax in float64: a float32 one over a 49k-150k
-                # vocabulary is off by up to ~2e-4 on some CPUs' vectorised exp (measured here).
-                where = [(row, s, e) for row, i in enumerate(batch) for s, e in requests[i].spans]
-                if not where:  # no spans to score in this batch
-                    for i in batch:
-                        out[i] = []
-                    continue
-                rows = torch.cat([hidden[row, s - 1: e - 1] for row, s, e in where])
-                logp = torch.log_softmax(self._logits(head, rows).double(), dim=-1)
-                targets = torch.cat([ids[row, s:e] for row, s, e in where])
-                picked = logp.gather(-1, targets[:, None])[:, 0]
-                sums = iter(picked.split([e - s for _, s, e in where]))
-                for i in batch:
-                    out[i] = [float(next(sums).sum()) for _ in requests[i].spans]
-        return out  # type: ignore[return-value]
+            for batch in self._batches([len(k) for k in keys]):
+                ids, mask = self._pad([list(keys[j]) for j in batch], left=False)
+                hidden = body(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
+                where = [(row, i, s, e) for row, j in enumerate(batch) for i in groups[keys[j]]
+                         for s, e in requests[i].spans]
+                # The vocabulary projection only for the read rows, then log-softmax in float64: a float32
+                # one over a 49k-150k vocabulary is off by up to ~2e-4 on some CPUs' vectorised exp.
+                logp = torch.log_softmax(self._logits(head, torch.cat([hidden[row, s - 1: e - 1] for row, _, s, e in where])).double(), dim=-1)
+                targets = torch.tensor([t for _, i, s, e in where for t in requests[i].input_ids[s:e]], device=self.device)
+                sums = iter(logp.gather(-1, targets[:, None])[:, 0].split([e - s for *_, s, e in where]))
+                for j in batch:
+                    for i in groups[keys[j]]:
+                        out[i] = [float(next(sums).sum()) for _ in requests[i].spans]
+        return out
 
     @torch.inference_mode()
     def next_token_logprobs(self, conversations: list[list[dict]], top_k: int = 20) -> list[TokenLogprobs]:

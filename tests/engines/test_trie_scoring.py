@@ -64,12 +64,16 @@ def test_trie_matches_plain_passes_and_batching_changes_nothing(engine):
             assert row[k] == pytest.approx(want, abs=1e-4), k
 
 
-def test_score_projects_only_scored_rows_with_the_same_values(engine):
+def test_score_reads_only_the_needed_rows_with_the_same_values(engine):
     tok = engine.tokenizer
     reqs = []
     for p in PROMPTS:
         ids = prompt_ids(tok, [{"role": "user", "content": p}]) + tok("Sure, 85.", add_special_tokens=False)["input_ids"]
         reqs.append(ScoreRequest(tuple(ids), ((len(ids) - 4, len(ids) - 2), (len(ids) - 1, len(ids)))))
+    base = list(reqs[0].input_ids[:-4])
+    for letter in "AB":  # same context, one scored token each, tokens after it: one shared pass
+        ids = base + tok(letter, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        reqs.append(ScoreRequest(tuple(ids), ((len(base), len(base) + 1),)))
     reqs.append(ScoreRequest(tuple(reqs[0].input_ids), ()))  # nothing to score
     got = engine.score(reqs)
     assert got[-1] == []
