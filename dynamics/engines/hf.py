@@ -107,8 +107,10 @@ class HFEngine(Engine):
         body, head = self._body_and_head()
         with self._adapter_scope():
             for batch in self._batches([len(k) for k in keys]):
-                ids, mask = self._pad([list(keys[j]) for j in batch], left=False)
-                hidden = body(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
+                ids, _ = self._pad([list(keys[j]) for j in batch], left=False)
+                # No padding mask: padding is on the right, so under the causal mask no read row sees it
+                # (the plain causal attention path, as lm-eval's; the padded rows are never read).
+                hidden = body(input_ids=ids, use_cache=False).last_hidden_state
                 where = [(row, i, s, e) for row, j in enumerate(batch) for i in groups[keys[j]]
                          for s, e in requests[i].spans]
                 # The vocabulary projection only for the read rows, then log-softmax in float64: a float32
