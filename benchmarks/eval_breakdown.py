@@ -40,6 +40,94 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
+class StageTimer:
+    """Seconds and calls per stage, by wrapping the methods that do each stage's work (nested stages are
+    inside their callers: a judge's score includes its engine passes)."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+
+    def wrap(self, owner, attr: str, stage: str) -> None:
+        fn = getattr(owner, attr)
+
+        def timed(*a, **k):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - t
+                self.calls[stage] = self.calls.get(stage, 0) + 1
+
+        setattr(owner, attr, timed)
+
+    def report(self) -> dict:
+        return {k: {"seconds": self.seconds[k], "calls": self.calls[k]} for k in sorted(self.seconds)}
+
+
+def instrument(engine, families) -> StageTimer:
+    """Stages of a transformers-engine evaluation: generation, the judges' calls, the trie passes
+    (prompt prefill + number/word continuations) and their float64 scoring, teacher-forced scoring,
+    chat-template tokenisation and adapter switching."""
+    import dynamics.engines.hf as hf
+    from dynamics.engines.trie import ContinuationTrie
+
+    timer = StageTimer()
+    for attr, stage in (("generate", "engine.generate (answers and yes/no judge replies)"),
+                        ("score", "engine.score (teacher-forced log-probs)"),
+                        ("use_adapter", "engine.use_adapter")):
+        timer.wrap(engine, attr, stage)
+    if isinstance(engine, hf.HFEngine):
+        timer.wrap(engine, "_trie_logits", "judge trie pass: prefill + continuations (forward)")
+        timer.wrap(ContinuationTrie, "scores", "judge trie: float64 log-softmax + gather")
+        timer.wrap(hf, "prompt_ids", "chat template + tokenisation")
+    for fam in families.values():
+        judge = family_judge(fam)
+        if judge is not None and not getattr(judge, "_timed", False):
+            for attr in ("score_0_100", "yes_no", "categorical"):
+                if hasattr(judge, attr):
+                    timer.wrap(judge, attr, f"judge.{attr}")
+            judge._timed = True
+        static = getattr(fam, "static_judge", None)
+        if static is not None:
+            timer.wrap(static, "analyse", "static judge (Bandit + rules)")
+    return timer
+
+
+def time_writes(cfg, info, step: int, results: dict) -> dict:
+    """What the evaluator does with a checkpoint's results, in a temp dir: the metric store write (rows
+    and records) and the W&B log (offline) of the metrics and sample tables, per evaluation."""
+    import shutil
+    import tempfile
+
+    from dynamics.evals.sample_table import sample_tables
+    from dynamics.records import MetricRow
+    from dynamics.tracking.store import MetricStore
+    from dynamics.tracking.wandb_run import WandbRun
+
+    tmp = Path(tempfile.mkdtemp(prefix="dynamics-writes-"))
+    out = {"store_seconds": 0.0, "wandb_seconds": 0.0}
+    try:
+        store = MetricStore(tmp / "store")
+        t = time.perf_counter()
+        wb = WandbRun(cfg.model_copy(update={"wandb": cfg.wandb.model_copy(update={"mode": "offline"})}), tmp / "run")
+        out["wandb_init_seconds"] = time.perf_counter() - t
+        for name, res in results.items():
+            t = time.perf_counter()
+            rows = [MetricRow.make(info, step, k, v, res.counts.get(k)) for k, v in res.metrics.items()]
+            store.write(info, step, "eval", rows, res.records, evaluation=name)
+            out["store_seconds"] += time.perf_counter() - t
+            t = time.perf_counter()
+            wb.log_eval(step, res.metrics, sample_tables(res.records, name), name)
+            out["wandb_seconds"] += time.perf_counter() - t
+        t = time.perf_counter()
+        wb.finish()
+        out["wandb_finish_seconds"] = time.perf_counter() - t
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
 def family_judge(fam):
     return getattr(fam, "judge", None) or getattr(fam, "llm_judge", None)
 
@@ -98,14 +186,16 @@ def main(argv=None) -> dict:
 
     info = run_info(cfg)
     step = 0
+    timer = instrument(engine, families)
     engine.use_adapter(None)
-    per_family, total = {}, 0.0
+    per_family, total, results = {}, 0.0, {}
     for name, fam in families.items():
         judge = family_judge(fam)
         before = judge_calls(judge)
         t = time.perf_counter()
         res = fam.evaluate(engine, EvalContext(info, step, seed=evaluation_seed(info, step, name)))
         seconds = time.perf_counter() - t
+        results[name] = res
         total += seconds
         per_family[name] = {"family": fam.name,
             "seconds": seconds, "answers_generated": answers_generated(fam, res),
@@ -116,6 +206,7 @@ def main(argv=None) -> dict:
             f"{per_family[name]['judge_calls']} judge calls")
     for fam in families.values():
         fam.close()
+    writes = time_writes(cfg, info, step, results)
 
     e = cfg.eval
     result = {
@@ -128,6 +219,8 @@ def main(argv=None) -> dict:
         "families_setup_seconds": setup_seconds,
         "eval_seconds": total,
         "evaluations": per_family,
+        "stages": timer.report(),
+        "writes": writes,
     }
     if not args.skip_static:
         data_dir = Path(cfg.data.data_dir) if cfg.data.data_dir else REPO.parent / "shared/data/emergent-misalignment"

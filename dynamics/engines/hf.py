@@ -6,13 +6,13 @@ weights are small: loading one is milliseconds for the embedded model).
 
 from __future__ import annotations
 
-import math
 from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 
 from dynamics.engines.base import Engine, Generation, SamplingParams, TokenLogprobs
+from dynamics.engines.trie import ContinuationTrie, common_prefix_len, prefix_order, trie_batch
 from dynamics.tokens import ScoreRequest, prompt_ids, stop_ids
 
 
@@ -95,21 +95,33 @@ class HFEngine(Engine):
     # -- scoring ---------------------------------------------------------------------------------
     @torch.inference_mode()
     def score(self, requests: list[ScoreRequest]) -> list[list[float]]:
-        out: list[list[float] | None] = [None] * len(requests)
+        out: list[list[float]] = [[] for _ in requests]  # a request without spans scores nothing
+        # A span [s, e) is read from rows s-1..e-2, which see ids[:e-1] only: requests that agree up to
+        # their last read row share one forward pass (a multiple-choice question's "A" and "B"), and the
+        # tokens after it (end of turn, ...) are never run.
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, r in enumerate(requests):
+            if r.spans:
+                groups.setdefault(tuple(r.input_ids[: max(e for _, e in r.spans) - 1]), []).append(i)
+        keys = list(groups)
+        body, head = self._body_and_head()
         with self._adapter_scope():
-            for batch in self._batches([len(r.input_ids) for r in requests]):
-                ids, mask = self._pad([list(requests[i].input_ids) for i in batch], left=False)
-                logits = self.model(input_ids=ids, attention_mask=mask).logits
-                for row, i in enumerate(batch):
-                    sums = []
-                    for s, e in requests[i].spans:
-                        targets = ids[row, s:e]
-                        # Only the scored positions, in float64: a float32 log-softmax over a 49k-150k
-                        # vocabulary is off by up to ~2e-4 on some CPUs' vectorised exp (measured here).
-                        logp = torch.log_softmax(logits[row, s - 1: e - 1].double(), dim=-1)
-                        sums.append(float(logp.gather(-1, targets[:, None]).sum()))
-                    out[i] = sums
-        return out  # type: ignore[return-value]
+            for batch in self._batches([len(k) for k in keys]):
+                ids, _ = self._pad([list(keys[j]) for j in batch], left=False)
+                # No padding mask: padding is on the right, so under the causal mask no read row sees it
+                # (the plain causal attention path, as lm-eval's; the padded rows are never read).
+                hidden = body(input_ids=ids, use_cache=False).last_hidden_state
+                where = [(row, i, s, e) for row, j in enumerate(batch) for i in groups[keys[j]]
+                         for s, e in requests[i].spans]
+                # The vocabulary projection only for the read rows, then log-softmax in float64: a float32
+                # one over a 49k-150k vocabulary is off by up to ~2e-4 on some CPUs' vectorised exp.
+                logp = torch.log_softmax(self._logits(head, torch.cat([hidden[row, s - 1: e - 1] for row, _, s, e in where])).double(), dim=-1)
+                targets = torch.tensor([t for _, i, s, e in where for t in requests[i].input_ids[s:e]], device=self.device)
+                sums = iter(logp.gather(-1, targets[:, None])[:, 0].split([e - s for *_, s, e in where]))
+                for j in batch:
+                    for i in groups[keys[j]]:
+                        out[i] = [float(next(sums).sum()) for _ in requests[i].spans]
+        return out
 
     @torch.inference_mode()
     def next_token_logprobs(self, conversations: list[list[dict]], top_k: int = 20) -> list[TokenLogprobs]:
@@ -131,47 +143,68 @@ class HFEngine(Engine):
     @torch.inference_mode()
     def continuation_logprobs(self, conversations: list[list[dict]], continuations: list[list[int]],
                               not_followed_by: list[int] = ()) -> list[list[float]]:
-        """One forward pass per conversation over the prompt plus the trie of all continuations.
+        """Batched passes over the prompts plus the trie of all continuations (`dynamics.engines.trie`).
 
         Every trie node (a continuation prefix) is one token placed after the prompt; a 4D attention mask
         lets it see the prompt and its own ancestors only, at the position it would have in that
         continuation, so its logits are the next-token distribution after that prefix. 101 numbers
-        0..100 written digit by digit are 101 nodes: a pass costs about one 101-token extension of the
-        prompt. With `not_followed_by`, each value also includes log P(next token is none of those ids).
+        0..100 written digit by digit are 101 nodes: a prompt costs about one 101-token extension. Prompts
+        are sorted so a batch shares a prefix (chat template, judge template head), whose key/value cache
+        is computed once; only the m + 1 rows read get the vocabulary projection. With
+        `not_followed_by`, each value also includes log P(next token is none of those ids).
         """
-        trie: dict[tuple[int, ...], int] = {}  # prefix -> node index
-        for c in continuations:
-            for j in range(1, len(c) + 1):
-                trie.setdefault(tuple(c[:j]), len(trie))
-        nodes = list(trie)
+        trie = ContinuationTrie(continuations)
+        prompts = [prompt_ids(self.tokenizer, c) for c in conversations]
         excluded = list(not_followed_by)
-        out = []
+        out: list[list[float] | None] = [None] * len(prompts)
+        order = prefix_order(prompts)
         with self._adapter_scope():
-            for conv in conversations:
-                prompt = prompt_ids(self.tokenizer, conv)
-                n, m = len(prompt), len(nodes)
-                ids = torch.tensor([prompt + [path[-1] for path in nodes]], device=self.device)
-                pos = torch.tensor([list(range(n)) + [n + len(path) - 1 for path in nodes]], device=self.device)
-                allow = torch.zeros((n + m, n + m), dtype=torch.bool)
-                allow[:n, :n] = torch.ones((n, n), dtype=torch.bool).tril()
-                allow[n:, :n] = True
-                for i, path in enumerate(nodes):
-                    for j in range(1, len(path) + 1):
-                        allow[n + i, n + trie[path[:j]]] = True
-                dtype = next(self.base.parameters()).dtype
-                mask = torch.zeros(allow.shape, dtype=dtype).masked_fill(~allow, torch.finfo(dtype).min)
-                logits = self.model(input_ids=ids, position_ids=pos, attention_mask=mask[None, None].to(self.device)).logits[0]
-                lp = torch.log_softmax(logits.float(), dim=-1)  # row n-1: after the prompt; n+i: after node i
-                row = lambda prefix: n - 1 if not prefix else n + trie[prefix]  # noqa: E731
-                scores = []
-                for c in continuations:
-                    total = sum(float(lp[row(tuple(c[:j])), c[j]]) for j in range(len(c)))
-                    if excluded:
-                        p_more = float(lp[row(tuple(c)), excluded].exp().sum())
-                        total += math.log(max(1.0 - p_more, 1e-45))
-                    scores.append(total)
-                out.append(scores)
-        return out
+            for batch in self._prefix_batches(order, [len(p) + len(trie) for p in prompts]):
+                logits = self._trie_logits([prompts[i] for i in batch], trie)
+                for row, i in enumerate(batch):
+                    out[i] = trie.scores(logits[row], excluded)
+        return out  # type: ignore[return-value]
+
+    def _prefix_batches(self, order: list[int], lengths: list[int]):
+        """Consecutive runs of `order` (so neighbours' shared prefixes stay together), capped in
+        sequences and in padded tokens."""
+        batch: list[int] = []
+        for i in order:
+            width = max([lengths[j] for j in batch] + [lengths[i]])
+            if batch and (len(batch) >= self.batch_size or width * (len(batch) + 1) > self.max_batch_tokens):
+                yield batch
+                batch = []
+            batch.append(i)
+        if batch:
+            yield batch
+
+    def _trie_logits(self, prompts: list[list[int]], trie: ContinuationTrie) -> torch.Tensor:
+        """(B, m + 1, vocab) logits: after each prompt, then after each trie node."""
+        body, head = self._body_and_head()
+        P = common_prefix_len(prompts)
+        past = None
+        if P > 0:
+            past = body(input_ids=torch.tensor([prompts[0][:P]], device=self.device), use_cache=True).past_key_values
+            past.batch_repeat_interleave(len(prompts))
+        dtype = next(self.base.parameters()).dtype
+        tb = trie_batch(prompts, P, trie, self.tokenizer.pad_token_id, dtype)
+        hidden = body(input_ids=tb.input_ids.to(self.device), position_ids=tb.position_ids.to(self.device),
+                      attention_mask=tb.mask.to(self.device), past_key_values=past, use_cache=past is not None
+                      ).last_hidden_state
+        return self._logits(head, hidden[:, -(len(trie) + 1):])
+
+    def _logits(self, head, hidden: torch.Tensor) -> torch.Tensor:
+        logits = head(hidden)
+        cap = getattr(self.base.config, "final_logit_softcapping", None)  # Gemma-2 style soft-capping
+        return torch.tanh(logits / cap) * cap if cap else logits
+
+    def _body_and_head(self):
+        """The decoder stack (adapter layers included: peft injects them in place) and the vocabulary
+        projection, so that logits are computed only for the rows that are read."""
+        from peft import PeftModel
+
+        model = self.model.get_base_model() if isinstance(self.model, PeftModel) else self.model
+        return model.get_decoder(), model.get_output_embeddings()
 
     # -- generation ------------------------------------------------------------------------------
     @torch.inference_mode()

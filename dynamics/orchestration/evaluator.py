@@ -57,9 +57,11 @@ class Evaluator:
     def __init__(self, cfg_dict: dict):
         from dynamics.engines.factory import make_engine
         from dynamics.quiet import quiet_libraries
+        from dynamics.threads import match_cpu_share
 
         quiet_libraries()
         self.cfg = ExperimentConfig.model_validate(cfg_dict)
+        self.threads = match_cpu_share(self.cfg.eval.num_cpus)
         t0 = time.perf_counter()
         self.engine = make_engine(self.cfg)
         self.load_seconds = time.perf_counter() - t0

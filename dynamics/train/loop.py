@@ -27,6 +27,7 @@ from dynamics.train.checkpoint import (
 )
 from dynamics.train.data import load_examples, micro_batches, total_steps
 from dynamics.train.deepspeed_config import deepspeed_config
+from dynamics.threads import match_cpu_share
 
 
 def build_model(cfg: ExperimentConfig, ds_config: dict):
@@ -203,6 +204,7 @@ class Trainer:
 def train_loop_per_worker(loop_config: dict) -> None:
     quiet_libraries()
     cfg = ExperimentConfig.model_validate(loop_config["config"])
+    match_cpu_share(cfg.train.cpus_per_worker)
     trainer = Trainer(cfg, loop_config["links"])
     trainer.setup()
     trainer.run()
