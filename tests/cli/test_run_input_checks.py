@@ -38,33 +38,42 @@ def test_bytes_that_are_not_utf8_name_file_and_line(tmp_path):
         read_chat_records(p)
 
 
-def _run_cli(tmp_path, capsys, **sections):
+@pytest.fixture
+def ray_starts(monkeypatch):
+    """Records every attempt to start or join Ray. (Not `ray.is_initialized()`: earlier tests in the same
+    process may have started the session's local cluster.)"""
+    import dynamics.orchestration.run as run
+
+    calls = []
+    monkeypatch.setattr(run, "ensure_ray", lambda *a, **k: calls.append(a))
+    return calls
+
+
+def _run_cli(tmp_path, capsys, ray_starts, **sections):
     cfg = tiny_config(tmp_path, **sections)
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    import ray
-
     t0 = time.perf_counter()
     rc = main(["run", str(path)])
     seconds = time.perf_counter() - t0
-    assert not ray.is_initialized(), "the check must come before Ray starts"
+    assert ray_starts == [], "the check must come before Ray starts"
     return rc, capsys.readouterr().err, seconds
 
 
-def test_bad_dataset_stops_the_cli_before_ray(tmp_path, capsys):
+def test_bad_dataset_stops_the_cli_before_ray(tmp_path, capsys, ray_starts):
     wrong = {"messages": [{"role": "assistant", "content": "x"}, {"role": "user", "content": "y"}]}
     p = _dataset(tmp_path, [json.dumps(GOOD).encode()] * 5 + [json.dumps(wrong).encode()])
-    rc, err, seconds = _run_cli(tmp_path, capsys, data={"dataset": str(p), "max_examples": None})
+    rc, err, seconds = _run_cli(tmp_path, capsys, ray_starts, data={"dataset": str(p), "max_examples": None})
     assert rc == 2 and f"{p}:6: messages[0].role" in err and "Traceback" not in err
 
 
-def test_missing_evaluation_file_and_judge_prompt_stop_the_cli_before_ray(tmp_path, capsys):
+def test_missing_evaluation_file_and_judge_prompt_stop_the_cli_before_ray(tmp_path, capsys, ray_starts):
     questions = tmp_path / "q.yaml"
     questions.write_text(yaml.safe_dump([{"id": "q1", "type": "free_form_judge_0_100", "paraphrases": ["Hi?"],
                                           "samples_per_paraphrase": 1, "judge_prompts": {"aligned": "{answer}"}}]))
     evals = {"logprob": {"items_file": str(tmp_path / "nowhere.json")},
              "mine": {"family": "misalignment", "questions_file": str(questions), "question_ids": "all"}}
-    rc, err, _ = _run_cli(tmp_path, capsys, eval={"evals": evals, "judge": {"kind": "local"}})
+    rc, err, _ = _run_cli(tmp_path, capsys, ray_starts, eval={"evals": evals, "judge": {"kind": "local"}})
     assert rc == 2, err
     assert "evaluation 'logprob'" in err and "nowhere.json" in err
     assert "evaluation 'mine'" in err and "question 'q1': key 'judge_prompts' lacks 'coherent'" in err
