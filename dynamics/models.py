@@ -155,7 +155,7 @@ def _cached(target: Path, build) -> Path:
             print(f"model cache: building {target.name} in {target.parent} (once)", file=sys.stderr, flush=True)
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=target.name + ".tmp"))
         try:
-            with _quiet_build():
+            with quiet_build():
                 build(tmp)
             (tmp / ".complete").write_text("ok\n")
             still = missing_parts(tmp)
@@ -174,7 +174,7 @@ def _cached(target: Path, build) -> Path:
 
 
 @contextlib.contextmanager
-def _quiet_build():
+def quiet_build():
     """Hold back what a build prints (the GGUF conversion's progress bars, DeepSpeed's accelerator notice on
     import): one "building" line is enough for a user. The output is shown only if the build fails."""
     sys.stdout.flush()

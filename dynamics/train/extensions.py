@@ -100,11 +100,11 @@ def prepare_extensions(use_gpu: bool) -> list[str]:
     lines = clear_stale_locks()
     if use_gpu:
         return lines  # NCCL: no CPU op is built, and the driver may not have the workers' accelerator
-    import contextlib
-    import io
+    from dynamics.models import quiet_build
 
-    from deepspeed.comm.torch import build_shm_op
+    # DeepSpeed's accelerator notice on import and the build's own lines are held back (shown on failure)
+    with quiet_build():
+        from deepspeed.comm.torch import build_shm_op
 
-    with contextlib.redirect_stdout(io.StringIO()):  # its "built successfully" line
         build_shm_op()
     return lines
