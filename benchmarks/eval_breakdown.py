@@ -7,7 +7,8 @@
 Builds what an Evaluator actor holds, in this process: the engine (`make_engine(cfg)`) and the metric
 families (`build_families(cfg, engine)`) of a config (default jobs/configs/quickstart.yaml, its data_dir
 taken relative to the repo root; key=value overrides allowed). Then evaluates the untouched model
-(`use_adapter(None)`, step 0, the evaluator's seed for step 0) once per family, as the evaluator does, and
+(`use_adapter(None)`, step 0, the evaluator's seed for step 0), or with `--adapter DIR --step N` a
+checkpoint's adapter (merged or not: `eval.merge_adapters=false`), once per family, as the evaluator does, and
 reports per family: seconds, answers generated, judge calls (requests the judge made, from its usage
 counters), and the metric values. Engine load and family set-up (which includes the static judge's own
 precision/recall on 200 labelled answers when the in-distribution family uses it) are timed separately.
@@ -37,6 +38,9 @@ def parse_args(argv):
     p.add_argument("--severity", default="MEDIUM", choices=["LOW", "MEDIUM", "HIGH"])
     p.add_argument("--confidence", default="LOW", choices=["LOW", "MEDIUM", "HIGH"])
     p.add_argument("--skip-static", action="store_true", help="leave out the static judge measurement")
+    p.add_argument("--adapter", type=Path, default=None,
+                   help="a checkpoint's adapter folder to evaluate (default: the untouched model)")
+    p.add_argument("--step", type=int, default=0, help="the step the seeds are drawn for (with --adapter)")
     return p.parse_args(argv)
 
 
@@ -185,9 +189,9 @@ def main(argv=None) -> dict:
     log(f"evaluations {list(families)} built in {setup_seconds:.1f}s")
 
     info = run_info(cfg)
-    step = 0
+    step = args.step
     timer = instrument(engine, families)
-    engine.use_adapter(None)
+    engine.use_adapter(args.adapter)
     per_family, total, results = {}, 0.0, {}
     for name, fam in families.items():
         judge = family_judge(fam)
@@ -213,7 +217,8 @@ def main(argv=None) -> dict:
         "benchmark": "eval_breakdown",
         "setup": {"config": str(args.config), "overrides": list(args.overrides), "model": cfg.model.name,
                   "engine": e.engine, "judge": e.judge.kind, "judge_model": e.judge.local_model if e.judge.kind == "local" else e.judge.model,
-                  "adapter": None, "step": step,
+                  "adapter": str(args.adapter) if args.adapter else None, "step": step,
+                  "merge_adapters": getattr(engine, "merge_adapters", None),
                   "evals": {n: spec.model_dump(mode="json") for n, spec in e.evals.items()}},
         "engine_load_seconds": load_seconds,
         "families_setup_seconds": setup_seconds,

@@ -16,6 +16,14 @@ included: it runs beside training on num_cpus=0, so on a busy machine it compete
 a share of `--train-seconds` (the training wall time with tracking on; default: the quickstart's fit()
 with evaluation off, measured in benchmarks/README.md).
 
+With `--real-runs`, also real training runs through `run_experiment` (evaluation off), alternating
+tracking on (as the config says: the tracker actor, W&B, the metric store) and tracking off (W&B disabled,
+and in every Ray worker a `worker_process_setup_hook` that makes the trainer's tracker calls, its metric
+store write and its stop-file check no-ops), `--pairs` times each in on/off then off/on order, each run
+on a fresh local Ray cluster. Reported: fit() wall time per run and the on/off difference as a share of
+the off time. On a shared 2-core box the step times of two identical runs differ by a few percent, so the
+replay above is the finer measure and the real runs are its check.
+
 Prints one JSON line; progress goes to stderr.
 """
 
@@ -37,8 +45,58 @@ def parse_args(argv):
     p.add_argument("--checkpoint-every", type=int, default=10)
     p.add_argument("--train-seconds", type=float, default=240.0,
                    help="training wall time the overhead is a share of (quickstart fit(), eval off)")
+    p.add_argument("--real-runs", action="store_true", help="also real runs, tracking on vs off (eval off)")
+    p.add_argument("--pairs", type=int, default=1, help="real runs: on/off pairs (each pair runs both orders)")
     p.add_argument("overrides", nargs="*")
     return p.parse_args(argv)
+
+
+def no_tracking() -> None:
+    """Ray worker setup hook: the trainer does no tracking (tracker calls, store write, stop-file check)."""
+    from dynamics.tracking.store import MetricStore
+    from dynamics.train import loop
+
+    loop.Trainer._tracker = lambda self, method, *args: None
+    loop.Trainer._stop_requested = lambda self: False
+    MetricStore.write = lambda self, *args, **kwargs: None
+
+
+def real_run(args, tracking: bool, out_dir: str, k: int) -> dict:
+    import ray
+
+    from dynamics.config import load_config
+    from dynamics.orchestration.run import run_experiment
+
+    name = f"tracking-{'on' if tracking else 'off'}-{k}"
+    cfg = load_config(args.config, [f"output_dir={out_dir}", "eval.enabled=false", f"name={name}",
+                                    f"train.max_steps={args.steps}", f"train.checkpoint_every={args.checkpoint_every}",
+                                    *args.overrides] + ([] if tracking else ["wandb.enabled=false"]))
+    absolute_data_dir(cfg)
+    ray.shutdown()
+    ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False,
+             runtime_env=None if tracking else {"worker_process_setup_hook": no_tracking})
+    try:
+        outcome = run_experiment(cfg, quiet=True)
+    finally:
+        ray.shutdown()
+    log(f"{name}: fit {outcome.train_seconds:.1f}s")
+    return {"tracking": tracking, "fit_seconds": outcome.train_seconds, "total_seconds": outcome.total_seconds}
+
+
+def real_runs(args) -> dict:
+    out_dir = tempfile.mkdtemp(prefix="dynamics-tracking-real-")
+    runs = []
+    try:
+        for k in range(args.pairs):
+            for tracking in (True, False, False, True):
+                runs.append(real_run(args, tracking, out_dir, len(runs)))
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    on = [r["fit_seconds"] for r in runs if r["tracking"]]
+    off = [r["fit_seconds"] for r in runs if not r["tracking"]]
+    mean_on, mean_off = sum(on) / len(on), sum(off) / len(off)
+    return {"runs": runs, "fit_seconds_on_mean": mean_on, "fit_seconds_off_mean": mean_off,
+            "share_of_training": (mean_on - mean_off) / mean_off}
 
 
 def replay(cfg, links: dict, steps: int, every: int) -> float:
@@ -111,6 +169,8 @@ def main(argv=None) -> dict:
         "share_of_training_critical_path": critical / args.train_seconds,
         "share_of_training_with_tracker": handled / args.train_seconds,
     }
+    if args.real_runs:
+        result["real_runs"] = real_runs(args)
     return finish(result, facts, t_start)
 
 

@@ -30,12 +30,18 @@ class EvalConfig(Strict):
     step0: bool = True  # evaluate the untouched model too
     engine: Literal["transformers", "vllm"] = "transformers"
     num_cpus: float = Field(1.0, ge=0)
+    # torch threads per evaluator: None = floor(num_cpus); "all" = every usable core of its machine (with
+    # train.niceness, the evaluator takes the cores while it has a checkpoint and training the rest).
+    threads: int | Literal["all"] | None = None
     num_gpus: float = Field(0.0, ge=0)
     # Extra Ray resources per evaluator, e.g. {"evaluator_gpu": 1} to pin evaluation to a node type.
     resources: dict[str, float] = Field(default_factory=dict)
     num_evaluators: int = Field(1, gt=0)  # size of the shared evaluator pool (per base model)
     tensor_parallel_size: int = Field(1, gt=0)  # vLLM only
     batch_size: int = Field(8, gt=0)  # sequences per teacher-forced scoring pass (transformers engine)
+    # transformers engine: evaluate a checkpoint with its LoRA merged into a second copy of the adapted
+    # weights (no per-token LoRA products; one more copy of those weights in memory). None: on CPU only.
+    merge_adapters: bool | None = None
     # The named evaluations run on every checkpoint while the run trains, in this order: a shipped preset
     # by its name (`main: {}`), with settings changed (`main: {samples_per_question: 4}`), a new name on a
     # preset (`main_long: {preset: main, ...}`), or a new one (`mine: {family: misalignment, ...}`).

@@ -63,6 +63,10 @@ class TrainConfig(Strict):
     num_workers: int = Field(2, gt=0)
     use_gpu: bool = False
     cpus_per_worker: float = Field(1.0, gt=0)
+    # "idle": the training workers run on the CPU time the evaluator leaves (Linux SCHED_IDLE; nice 19
+    # elsewhere), so on a machine where they share cores (the CPU quickstart) evaluation runs first and
+    # keeps pace (dynamics/threads.py). "normal" leaves scheduling alone (GPU clusters).
+    cpu_priority: Literal["normal", "idle"] = "normal"
     # Extra Ray resources per worker, e.g. {"trainer_gpu": 1} to pin training to a node type.
     worker_resources: dict[str, float] = Field(default_factory=dict)
     zero_stage: Literal[2, 3] = 2

@@ -61,7 +61,7 @@ class Evaluator:
 
         quiet_libraries()
         self.cfg = ExperimentConfig.model_validate(cfg_dict)
-        self.threads = match_cpu_share(self.cfg.eval.num_cpus)
+        self.threads = match_cpu_share(self.cfg.eval.num_cpus, self.cfg.eval.threads)
         t0 = time.perf_counter()
         self.engine = make_engine(self.cfg)
         self.load_seconds = time.perf_counter() - t0
@@ -347,6 +347,8 @@ class EvaluatorPool:
         last_done = max(done) if done else -1
         queued = self._queues.get(run_id, ())
         return {"queued": len(queued), "queued_evaluations": sum(len(n) for _, _, n, _ in queued),
+                # checkpoints with an evaluation queued or running (the evaluation lag, in checkpoints)
+                "unfinished": len({s for s, _ in self._known.get(run_id, ())}),
                 "latest_checkpoint": latest, "latest_evaluated": last_done,
                 "lag_steps": max(0, latest - max(last_done, 0)) if latest >= 0 else 0}
 

@@ -21,8 +21,11 @@ def format_event(e: dict) -> str | None:
     kind = e.get("type")
     if kind == "train_start":
         how = "resuming at step %d" % e["start_step"] if e["start_step"] else "starting"
+        cpu = f", {e['threads']} torch thread(s) each" if e.get("threads") else ""
+        if e.get("cpu_priority") not in (None, "normal"):
+            cpu += f", {e['cpu_priority']} (evaluation first)"
         return (f"[{run}] train {how}: {e['total_steps']} optimizer steps, {e['examples']} examples, "
-                f"{e['world']} worker(s)")
+                f"{e['world']} worker(s){cpu}")
     if kind == "train_step":
         gn = e.get("train/grad_norm")
         return (f"[{run}] train step {e['train/step']:>4}/{e['total_steps']}  loss {e['train/loss']:.4f}  "

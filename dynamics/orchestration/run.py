@@ -32,6 +32,8 @@ class RunOutcome:
     eval_errors: list[str]
     final_loss: float | None
     warnings: list[str] = field(default_factory=list)  # metrics judged on too few answers, ...
+    # checkpoints whose evaluation was queued or running when training ended (the last one at least)
+    eval_lag_at_train_end: int | None = None
 
 
 LOCAL_START_ATTEMPTS = 3
@@ -186,10 +188,12 @@ def _run_locked(cfg: ExperimentConfig, printer, quiet: bool, callbacks, t_start:
         result = make_trainer(cfg, links, callbacks).fit()
         train_seconds = time.perf_counter() - t_fit
         final_loss = (result.metrics or {}).get("loss")
-        evaluated, errors, warnings = [], [], []
+        evaluated, errors, warnings, lag = [], [], [], None
         if pool is not None:
+            lag = _unfinished_checkpoints(pool, info, links["checkpoint_root"])
             tracker.event.remote({"type": "message", "run": cfg.run_id,
-                                  "text": "training done; waiting for the last evaluations"})
+                                  "text": "training done; waiting for the last evaluations"
+                                  + (f" ({lag} checkpoint(s) not evaluated yet)" if lag is not None else "")})
             done = _wait_for_evaluation(pool, info, cfg)
             evaluated, errors, warnings = done["evaluated"], done["errors"], done.get("warnings", [])
         ray.get(tracker.finish.remote())
@@ -197,11 +201,21 @@ def _run_locked(cfg: ExperimentConfig, printer, quiet: bool, callbacks, t_start:
         if own_printer:
             printer.__exit__(None, None, None)
     outcome = RunOutcome(cfg.run_id, cfg.run_dir, train_seconds, time.perf_counter() - t_start, evaluated, errors,
-                         final_loss, warnings)
+                         final_loss, warnings, lag)
     if errors:
         raise RuntimeError(f"run {cfg.run_id}: evaluation failed for " + "; ".join(errors))
     _mark_done(cfg, outcome)
     return outcome
+
+
+def _unfinished_checkpoints(pool, info: RunInfo, root: str) -> int | None:
+    """Checkpoints of the run with an evaluation queued or running, once the pool has seen the last one
+    (the trainer's notice of it may still be in flight). None if the pool does not answer."""
+    try:
+        ray.get(pool.sync_run.remote(info.as_dict(), root), timeout=60)
+        return ray.get(pool.status.remote(), timeout=30).get(info.run_id, {}).get("unfinished")
+    except Exception:
+        return None
 
 
 def _mark_done(cfg: ExperimentConfig, outcome: RunOutcome) -> None:
@@ -212,7 +226,7 @@ def _mark_done(cfg: ExperimentConfig, outcome: RunOutcome) -> None:
     from dynamics.train.checkpoint import list_checkpoints, read_meta
 
     done = {"run": cfg.run_id, "final_loss": outcome.final_loss, "evaluated": len(outcome.evaluated_steps),
-            "train_seconds": outcome.train_seconds}
+            "train_seconds": outcome.train_seconds, "eval_lag_at_train_end": outcome.eval_lag_at_train_end}
     if outcome.warnings:
         done["warnings"] = outcome.warnings
     request = stop_request(cfg.run_dir)

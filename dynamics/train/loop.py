@@ -27,7 +27,7 @@ from dynamics.train.checkpoint import (
 )
 from dynamics.train.data import load_examples, micro_batches, total_steps
 from dynamics.train.deepspeed_config import deepspeed_config
-from dynamics.threads import match_cpu_share
+from dynamics.threads import cpu_priority, match_cpu_share, yield_cpu
 
 
 def build_model(cfg: ExperimentConfig, ds_config: dict):
@@ -113,7 +113,8 @@ class Trainer:
         for _ in range(start * ga):  # replay the data order up to the resumed step
             next(batches)
         self._event({"type": "train_start", "start_step": start, "total_steps": self.total,
-                     "examples": len(self.examples), "world": self.world})
+                     "examples": len(self.examples), "world": self.world, "threads": torch.get_num_threads(),
+                     "cpu_priority": cpu_priority()})
         if start == 0 and cfg.eval.step0:
             self.checkpoint(0, [])
         pending: list[dict] = []  # train rows since the last checkpoint, stored with the next one
@@ -204,6 +205,8 @@ class Trainer:
 def train_loop_per_worker(loop_config: dict) -> None:
     quiet_libraries()
     cfg = ExperimentConfig.model_validate(loop_config["config"])
+    if cfg.train.cpu_priority == "idle":
+        yield_cpu()
     match_cpu_share(cfg.train.cpus_per_worker)
     trainer = Trainer(cfg, loop_config["links"])
     trainer.setup()
