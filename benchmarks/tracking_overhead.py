@@ -73,14 +73,19 @@ def real_run(args, tracking: bool, out_dir: str, k: int) -> dict:
                                     *args.overrides] + ([] if tracking else ["wandb.enabled=false"]))
     absolute_data_dir(cfg)
     ray.shutdown()
-    ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=8, include_dashboard=False, log_to_driver=False,
              runtime_env=None if tracking else {"worker_process_setup_hook": no_tracking})
     try:
         outcome = run_experiment(cfg, quiet=True)
     finally:
         ray.shutdown()
-    log(f"{name}: fit {outcome.train_seconds:.1f}s")
-    return {"tracking": tracking, "fit_seconds": outcome.train_seconds, "total_seconds": outcome.total_seconds}
+    from dynamics.tracking.store import MetricStore
+
+    stored = MetricStore(cfg.resolved().experiment_dir).metrics(cfg.run_id)
+    train_rows = int((stored.source == "train").sum()) if len(stored) else 0  # 0: the hook ran in the workers
+    log(f"{name}: fit {outcome.train_seconds:.1f}s, {train_rows} train rows stored")
+    return {"tracking": tracking, "fit_seconds": outcome.train_seconds, "total_seconds": outcome.total_seconds,
+            "train_rows_stored": train_rows}
 
 
 def real_runs(args) -> dict:

@@ -32,7 +32,7 @@ class RunOutcome:
     eval_errors: list[str]
     final_loss: float | None
     warnings: list[str] = field(default_factory=list)  # metrics judged on too few answers, ...
-    # checkpoints whose evaluation was queued or running when training ended (the last one at least)
+    # checkpoints whose evaluation was queued or running when training ended (fit() returned)
     eval_lag_at_train_end: int | None = None
 
 

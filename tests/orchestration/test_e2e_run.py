@@ -37,8 +37,8 @@ def finished_run(ray_local, tmp_path_factory):
 def test_every_checkpoint_evaluated_once_in_order(finished_run):
     cfg, outcome = finished_run
     assert outcome.evaluated_steps == [0, 2, 4] and not outcome.eval_errors
-    # the lag when training ended: the last checkpoint at least, at most all three; kept in done.json
-    assert 1 <= outcome.eval_lag_at_train_end <= 3
+    # the lag when training ended (0 if the evaluator finished the last one first; at most all three), in done.json
+    assert 0 <= outcome.eval_lag_at_train_end <= 3
     assert json.loads((cfg.run_dir / "done.json").read_text())["eval_lag_at_train_end"] == outcome.eval_lag_at_train_end
     df = MetricStore(cfg.experiment_dir).metrics(cfg.run_id)
     ev = df[df.source == "eval"]
