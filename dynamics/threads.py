@@ -10,8 +10,8 @@ first thing in a Ray Train worker (`train.cpus_per_worker`) and in an evaluator 
 
 Precedence: on a machine without accelerators, training workers and the evaluator compete for the same
 cores and the same memory bandwidth. Run side by side at equal priority, both slow down by more than their
-share (on the 2-core box the quickstart's evaluation took 135-224 s per checkpoint this way, against about
-85 s alone) and the evaluation queue falls behind. `train.cpu_priority: idle` puts the training workers on
+share (on the 2-core box the quickstart's evaluator took 250 s for checkpoint 0 while training ran, against
+about 160 s for a checkpoint after training) and the evaluation queue falls behind. `train.cpu_priority: idle` puts the training workers on
 the CPU time the evaluator leaves (`yield_cpu`), so the evaluator runs first whenever it has a checkpoint:
 evaluation keeps pace and the two stop thrashing each other's caches. On GPU nodes the two use different
 devices and the default, "normal", leaves scheduling alone.

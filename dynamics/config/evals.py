@@ -31,7 +31,7 @@ class EvalConfig(Strict):
     engine: Literal["transformers", "vllm"] = "transformers"
     num_cpus: float = Field(1.0, ge=0)
     # torch threads per evaluator: None = floor(num_cpus); "all" = every usable core of its machine (with
-    # train.niceness, the evaluator takes the cores while it has a checkpoint and training the rest).
+    # train.cpu_priority: idle, the evaluator takes the cores while it has a checkpoint, training the rest).
     threads: int | Literal["all"] | None = None
     num_gpus: float = Field(0.0, ge=0)
     # Extra Ray resources per evaluator, e.g. {"evaluator_gpu": 1} to pin evaluation to a node type.
