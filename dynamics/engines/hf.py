@@ -35,7 +35,8 @@ class HFEngine(Engine):
         self.max_batch_tokens = max_batch_tokens
         # None: merge on CPU (memory is plentiful there, per-token LoRA products are not cheap)
         self.merge_adapters = self.device.type == "cpu" if merge_adapters is None else merge_adapters
-        self._adapter: str | None = None
+        self._adapter: str | None = None  # the active adapter (None: the base model)
+        self._loaded: str | None = None  # the adapter peft holds: one at a time
         self._counter = 0
         self._own_weights: dict[str, torch.nn.Parameter] = {}  # adapted layer -> the base model's weight
         self._merged_weights: dict[str, torch.nn.Parameter] = {}  # adapted layer -> W + delta (active adapter)
@@ -62,13 +63,13 @@ class HFEngine(Engine):
         if not isinstance(self.model, PeftModel):
             self.model = PeftModel.from_pretrained(self.base, str(adapter_dir), adapter_name=name).eval()
         else:
-            old = self._adapter
+            old = self._loaded  # the last one loaded, active or not (after use_adapter(None) too)
             self.model.load_adapter(str(adapter_dir), adapter_name=name)
             self.model.set_adapter(name)
             if old is not None and old != name:
                 self.model.delete_adapter(old)
         self.model.set_adapter(name)
-        self._adapter = name
+        self._adapter = self._loaded = name
         if self.merge_adapters:
             self._merge(name)
 

@@ -70,6 +70,8 @@ def test_merged_matches_unmerged_and_the_base_never_drifts(adapters):
     for step, adapter in enumerate([a, None, b, a, None, b]):
         merged.use_adapter(adapter)
         plain.use_adapter(adapter)
+        for e in (merged, plain):  # peft holds one adapter at a time, whatever came between
+            assert len(e.model.peft_config) == 1
         got, want = scores(merged), scores(plain)
         assert max(abs(x - y) for x, y in zip(got, want)) <= 1e-4, (step, adapter)
         if adapter is None:
