@@ -66,6 +66,7 @@ def real_run(args, tracking: bool, out_dir: str, k: int) -> dict:
 
     from dynamics.config import load_config
     from dynamics.orchestration.run import run_experiment
+    from dynamics.tracking.store import MetricStore
 
     name = f"tracking-{'on' if tracking else 'off'}-{k}"
     cfg = load_config(args.config, [f"output_dir={out_dir}", "eval.enabled=false", f"name={name}",
@@ -79,8 +80,6 @@ def real_run(args, tracking: bool, out_dir: str, k: int) -> dict:
         outcome = run_experiment(cfg, quiet=True)
     finally:
         ray.shutdown()
-    from dynamics.tracking.store import MetricStore
-
     stored = MetricStore(cfg.resolved().experiment_dir).metrics(cfg.run_id)
     train_rows = int((stored.source == "train").sum()) if len(stored) else 0  # 0: the hook ran in the workers
     log(f"{name}: fit {outcome.train_seconds:.1f}s, {train_rows} train rows stored")
