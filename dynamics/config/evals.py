@@ -42,6 +42,9 @@ class EvalConfig(Strict):
     # transformers engine: evaluate a checkpoint with its LoRA merged into a second copy of the adapted
     # weights (no per-token LoRA products; one more copy of those weights in memory). None: on CPU only.
     merge_adapters: bool | None = None
+    # transformers engine: run the linear layers on oneDNN with weights packed once (torch's MKL path is
+    # slow for decoding's few rows on CPU; dynamics/engines/cpu_linear.py). None: on CPU in float32 only.
+    onednn_linear: bool | None = None
     # The named evaluations run on every checkpoint while the run trains, in this order: a shipped preset
     # by its name (`main: {}`), with settings changed (`main: {samples_per_question: 4}`), a new name on a
     # preset (`main_long: {preset: main, ...}`), or a new one (`mine: {family: misalignment, ...}`).

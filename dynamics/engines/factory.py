@@ -16,4 +16,5 @@ def make_engine(cfg: ExperimentConfig) -> Engine:
     from dynamics.engines.hf import HFEngine
 
     return HFEngine.load(cfg.model.name, dtype=cfg.model.dtype, cache_dir=cfg.model.cache_dir,
-                         batch_size=cfg.eval.batch_size, merge_adapters=cfg.eval.merge_adapters)
+                         batch_size=cfg.eval.batch_size, merge_adapters=cfg.eval.merge_adapters,
+                         onednn_linear=cfg.eval.onednn_linear)

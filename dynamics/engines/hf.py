@@ -21,13 +21,14 @@ from pathlib import Path
 import torch
 
 from dynamics.engines.base import Engine, Generation, SamplingParams, TokenLogprobs
+from dynamics.engines.cpu_linear import PackedLinears
 from dynamics.engines.trie import ContinuationTrie, common_prefix_len, prefix_order, trie_batch
 from dynamics.tokens import ScoreRequest, prompt_ids, stop_ids
 
 
 class HFEngine(Engine):
     def __init__(self, model, tokenizer, batch_size: int = 8, max_batch_tokens: int = 8192,
-                 merge_adapters: bool | None = None):
+                 merge_adapters: bool | None = None, onednn_linear: bool | None = None):
         self.base = model.eval()
         self.model = self.base  # becomes a PeftModel on the first adapter
         self.tokenizer = tokenizer
@@ -40,6 +41,10 @@ class HFEngine(Engine):
         self._counter = 0
         self._own_weights: dict[str, torch.nn.Parameter] = {}  # adapted layer -> the base model's weight
         self._merged_weights: dict[str, torch.nn.Parameter] = {}  # adapted layer -> W + delta (active adapter)
+        # None: on CPU in float32, where torch's MKL path is slow for decoding's few rows (cpu_linear.py)
+        if onednn_linear is None:
+            onednn_linear = self.device.type == "cpu" and next(self.base.parameters()).dtype == torch.float32
+        self.packed = PackedLinears.install(self.base) if onednn_linear else None
 
     @classmethod
     def load(cls, model_name: str, dtype: str = "float32", cache_dir: str | None = None, **kwargs) -> "HFEngine":
