@@ -67,6 +67,10 @@ class TrainConfig(Strict):
     # elsewhere), so on a machine where they share cores (the CPU quickstart) evaluation runs first and
     # keeps pace (dynamics/threads.py). "normal" leaves scheduling alone (GPU clusters).
     cpu_priority: Literal["normal", "idle"] = "normal"
+    # Back-pressure: after saving a checkpoint, training waits while more than this many checkpoints await
+    # evaluation (0: each checkpoint is evaluated before training goes on, so the two never compete for
+    # the cores; the last checkpoint is not waited for). None: training never waits (GPU clusters).
+    max_eval_lag: int | None = Field(None, ge=0)
     # Extra Ray resources per worker, e.g. {"trainer_gpu": 1} to pin training to a node type.
     worker_resources: dict[str, float] = Field(default_factory=dict)
     zero_stage: Literal[2, 3] = 2

@@ -14,7 +14,7 @@ from pathlib import Path
 import ray
 
 from dynamics.config import ExperimentConfig
-from dynamics.orchestration.evaluator import get_pool
+from dynamics.orchestration.evaluator import get_pool, unfinished_checkpoints
 from dynamics.orchestration.names import NAMESPACE, pool_name, tracker_name
 from dynamics.orchestration.progress import ProgressPrinter
 from dynamics.orchestration.tracker import start_tracker
@@ -190,7 +190,7 @@ def _run_locked(cfg: ExperimentConfig, printer, quiet: bool, callbacks, t_start:
         final_loss = (result.metrics or {}).get("loss")
         evaluated, errors, warnings, lag = [], [], [], None
         if pool is not None:
-            lag = _unfinished_checkpoints(pool, info, links["checkpoint_root"])
+            lag = unfinished_checkpoints(pool, info.as_dict(), links["checkpoint_root"])
             tracker.event.remote({"type": "message", "run": cfg.run_id,
                                   "text": "training done; waiting for the last evaluations"
                                   + (f" ({lag} checkpoint(s) not evaluated yet)" if lag is not None else "")})
@@ -206,16 +206,6 @@ def _run_locked(cfg: ExperimentConfig, printer, quiet: bool, callbacks, t_start:
         raise RuntimeError(f"run {cfg.run_id}: evaluation failed for " + "; ".join(errors))
     _mark_done(cfg, outcome)
     return outcome
-
-
-def _unfinished_checkpoints(pool, info: RunInfo, root: str) -> int | None:
-    """Checkpoints of the run with an evaluation queued or running, once the pool has seen the last one
-    (the trainer's notice of it may still be in flight). None if the pool does not answer."""
-    try:
-        ray.get(pool.sync_run.remote(info.as_dict(), root), timeout=60)
-        return ray.get(pool.status.remote(), timeout=30).get(info.run_id, {}).get("unfinished")
-    except Exception:
-        return None
 
 
 def _mark_done(cfg: ExperimentConfig, outcome: RunOutcome) -> None:

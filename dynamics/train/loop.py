@@ -6,7 +6,7 @@ Life cycle (one readable pass): setup (distributed, data, model, engine) -> resu
 DeepSpeed state of every rank (LoRA weights, optimizer, scheduler; the frozen base model is never saved),
 the PEFT adapter directory (gathered from the partitions under ZeRO-3: only LoRA parameters), and
 `dynamics.json` (step, tag); `dynamics.train.checkpoint` defines the format. Rank 0 hands each
-checkpoint to the evaluator pool and never waits for it.
+checkpoint to the evaluator pool and, unless `train.max_eval_lag` is set, never waits for it.
 """
 
 from __future__ import annotations
@@ -117,6 +117,7 @@ class Trainer:
                      "cpu_priority": cpu_priority()})
         if start == 0 and cfg.eval.step0:
             self.checkpoint(0, [])
+            self._wait_for_evaluation(0)
         pending: list[dict] = []  # train rows since the last checkpoint, stored with the next one
         self.engine.train()
         for step in range(start + 1, self.total + 1):
@@ -148,6 +149,8 @@ class Trainer:
             if step % cfg.train.checkpoint_every == 0 or step == self.total or stop:
                 self.checkpoint(step, pending)
                 pending = []
+                if step < self.total and not stop:
+                    self._wait_for_evaluation(step)
             if stop:
                 self._event({"type": "message", "text": f"stop requested by an alert rule: training ends at step {step}"})
                 return
@@ -179,6 +182,36 @@ class Trainer:
             self._event({"type": "checkpoint", "step": step})
             self._notify_evaluators()
 
+    def _wait_for_evaluation(self, step: int) -> None:
+        """`train.max_eval_lag`: wait while more checkpoints than that await evaluation. Every rank waits
+        on the pool's own count (no collective is open while it waits, so a long evaluation cannot time
+        one out); without an answer from the pool, training goes on."""
+        limit = self.cfg.train.max_eval_lag
+        if limit is None or not self.cfg.eval.enabled:
+            return
+        from dynamics.orchestration.evaluator import unfinished_checkpoints
+
+        pool = find_actor(self.links["evaluator_pool"])
+        if pool is None:
+            return
+        t0 = time.monotonic()
+
+        def on_wait(n: int) -> None:
+            self._event({"type": "message", "text": f"step {step}: training waits for evaluation ({n} checkpoint(s) "
+                                                    f"not evaluated; train.max_eval_lag={limit})"})
+
+        synced = []  # the pool scans for the new checkpoint on the first poll only
+
+        def unfinished() -> int | None:
+            n = unfinished_checkpoints(pool, self.links["run_info"], self.links["checkpoint_root"], sync=not synced)
+            synced.append(True)
+            return n
+
+        waited = wait_for_evaluation(unfinished, limit, on_wait)
+        if waited:
+            self._event({"type": "message", "text": f"step {step}: evaluation caught up after "
+                                                    f"{time.monotonic() - t0:.1f} s; training goes on"})
+
     def _stop_requested(self) -> bool:
         from dynamics.analysis.alerts import STOP_FILE
 
@@ -200,6 +233,21 @@ class Trainer:
         pool = find_actor(self.links["evaluator_pool"])
         if pool is not None:
             pool.sync_run.remote(self.links["run_info"], self.links["checkpoint_root"])
+
+
+def wait_for_evaluation(unfinished, limit: int, on_wait=lambda n: None, poll_s: float = 1.0,
+                        sleep=time.sleep) -> bool:
+    """Poll `unfinished()` (checkpoints not evaluated, or None for no answer) until it is at most `limit`
+    or there is no answer; `on_wait(n)` once when it starts waiting. Returns whether it waited."""
+    waited = False
+    while True:
+        n = unfinished()
+        if n is None or n <= limit:
+            return waited
+        if not waited:
+            on_wait(n)
+            waited = True
+        sleep(poll_s)
 
 
 def train_loop_per_worker(loop_config: dict) -> None:

@@ -81,3 +81,32 @@ def test_train_start_line_says_how_training_uses_the_cpu():
     e.update(cpu_priority="normal")
     assert format_event(e).endswith("2 worker(s), 1 torch thread(s) each")
     assert usable_cores() >= 1
+
+
+# -- back-pressure: train.max_eval_lag --------------------------------------------------------------
+
+def test_max_eval_lag_is_validated_and_off_by_default(tmp_path):
+    assert ExperimentConfig.model_validate(tiny_config(tmp_path)).train.max_eval_lag is None
+    cfg = ExperimentConfig.model_validate(tiny_config(tmp_path, train={"max_eval_lag": 0}))
+    assert cfg.train.max_eval_lag == 0
+    with pytest.raises(Exception, match="max_eval_lag"):
+        ExperimentConfig.model_validate(tiny_config(tmp_path, train={"max_eval_lag": -1}))
+
+
+def test_training_waits_until_the_lag_is_at_most_the_limit():
+    from dynamics.train.loop import wait_for_evaluation
+
+    counts, told, slept = iter([3, 2, 2, 1, 0]), [], []
+    waited = wait_for_evaluation(lambda: next(counts), 1, told.append, poll_s=0.5, sleep=slept.append)
+    assert waited and told == [3] and slept == [0.5, 0.5, 0.5]  # said once; stopped at 1 <= limit
+    assert next(counts) == 0  # never polled past the first count within the limit
+
+
+def test_training_does_not_wait_within_the_limit_or_without_an_answer():
+    from dynamics.train.loop import wait_for_evaluation
+
+    told = []
+    assert wait_for_evaluation(lambda: 0, 0, told.append, sleep=lambda s: 1 / 0) is False
+    answers = iter([2, None])  # the pool stopped answering while training waited: training goes on
+    assert wait_for_evaluation(lambda: next(answers), 0, told.append, sleep=lambda s: None) is True
+    assert told == [2]
