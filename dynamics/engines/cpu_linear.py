@@ -78,11 +78,7 @@ class PackedLinears:
         if not onednn_linear_available():
             return None
         self = cls()
-        modules = list(model.modules())
-        out = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-        if out is not None and all(out is not m for m in modules):
-            modules.append(out)
-        for mod in modules:
+        for mod in model.modules():  # the vocabulary projection too (tied or not, it is a module)
             if type(mod) is torch.nn.Linear and "forward" not in mod.__dict__:
                 mod.forward = types.MethodType(self._forward_for(), mod)
                 self.layers += 1

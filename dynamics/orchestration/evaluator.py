@@ -367,13 +367,12 @@ class EvaluatorPool:
             return {run_id: self._run_status(run_id) for run_id in self._queues}
 
 
-def unfinished_checkpoints(pool, run: dict, checkpoint_root: str, sync: bool = True) -> int | None:
-    """Checkpoints of a run with an evaluation queued or running; with `sync`, once the pool has scanned
-    for the newest (the trainer's notice of it may still be in flight). None when the pool does not
-    answer: a pool that is gone or stuck must not stop training or the run's end."""
+def unfinished_checkpoints(pool, run: dict, checkpoint_root: str) -> int | None:
+    """Checkpoints of a run with an evaluation queued or running, once the pool has scanned for the
+    newest (the trainer's notice of it may still be in flight). None when the pool does not answer: a
+    pool that is gone or stuck must not stop training or the run's end."""
     try:
-        if sync:
-            ray.get(pool.sync_run.remote(run, checkpoint_root), timeout=60)
+        ray.get(pool.sync_run.remote(run, checkpoint_root), timeout=60)
         return ray.get(pool.status.remote(), timeout=60).get(run["run_id"], {}).get("unfinished", 0)
     except Exception:  # noqa: BLE001
         return None

@@ -200,14 +200,8 @@ class Trainer:
             self._event({"type": "message", "text": f"step {step}: training waits for evaluation ({n} checkpoint(s) "
                                                     f"not evaluated; train.max_eval_lag={limit})"})
 
-        synced = []  # the pool scans for the new checkpoint on the first poll only
-
-        def unfinished() -> int | None:
-            n = unfinished_checkpoints(pool, self.links["run_info"], self.links["checkpoint_root"], sync=not synced)
-            synced.append(True)
-            return n
-
-        waited = wait_for_evaluation(unfinished, limit, on_wait)
+        waited = wait_for_evaluation(
+            lambda: unfinished_checkpoints(pool, self.links["run_info"], self.links["checkpoint_root"]), limit, on_wait)
         if waited:
             self._event({"type": "message", "text": f"step {step}: evaluation caught up after "
                                                     f"{time.monotonic() - t0:.1f} s; training goes on"})
