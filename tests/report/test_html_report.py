@@ -229,3 +229,21 @@ def test_screenshot_is_not_blank_and_the_check_fails_on_a_blank_page(page, tmp_p
     _chromium(f"--screenshot={blank_shot}", "--window-size=1280,2000", blank.as_uri(), tmp=tmp_path)
     ink, spread = _ink(blank_shot)
     assert ink < 0.01 and spread < 5, (ink, spread)
+
+
+def test_one_group_and_a_headline_metric_without_values(tmp_path):
+    """The quickstart's shape: one run, nothing to compare; `misalignment/rate` stored as None at every
+    checkpoint (every answer below the judge's number-mass cut-off) is said so at the top, not drawn."""
+    def no_rate(dataset, seed, step):
+        return {"misalignment/rate": None, "misalignment/rate_ci_low": None, "misalignment/rate_ci_high": None}
+
+    exp = make_store(tmp_path / "exp", datasets=("insecure",), seeds=(0,), steps=range(0, 31, 10), extra=no_rate)
+    assert cli(["report", str(exp)]) == 0
+    parts = sections(exp / "figures" / "report.html")
+    assert "One group of runs: nothing to compare." in parts["separation"]
+    head = parts["headline"]
+    assert "misalignment/rate" not in figures(head) and "Stored without a value" in head
+    assert "<code>misalignment/rate</code>" in head
+    assert figures(head) == ["logprob/multiple_choice/p_misaligned_given_choice", "in_distribution/insecure_rate",
+                             "train/loss"]
+    assert "<b>insecure</b> (1 seed)" in parts["what-ran"] and "unknown (no run config stored)" in parts["what-ran"]
