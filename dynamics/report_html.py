@@ -75,6 +75,7 @@ def _table(df: pd.DataFrame, max_rows: int = 200, float_format: str = "{:.4g}") 
     if df is None or df.empty:
         return '<p class="note">(none)</p>'
     shown = df.head(max_rows)
+    shown = shown.map(lambda v: "" if v is None else v)  # None in an object column: empty, as NaN is
     more = f'<p class="note">{len(df) - max_rows} more rows in the tables on disk</p>' if len(df) > max_rows else ""
     return shown.to_html(index=False, na_rep="", float_format=lambda v: float_format.format(v),
                          escape=True, border=0) + more
@@ -356,7 +357,7 @@ class _Page:
 
         empty: dict[str, list[str]] = {}
         for m in no_values(self.df):
-            if not is_diagnostic(m) and not m.startswith(("adapter/", "train/")):
+            if not is_diagnostic(m) and not m.endswith(CI_SUFFIXES) and not m.startswith(("adapter/", "train/")):
                 empty.setdefault(evaluation_of(m), []).append(m)
                 by_eval.setdefault(evaluation_of(m), [])
         if not by_eval:
@@ -391,11 +392,13 @@ class _Page:
             if ev in empty:
                 body += _no_value_note(empty[ev])
             if weak:
-                judged = [m for m in metrics if is_weak(m, self.weak)]
+                judged = [m for m in metrics + empty.get(ev, []) if is_weak(m, self.weak)]
+                which = (f" Its judged metrics ({len(judged)}: {html.escape(', '.join(judged[:6]))}"
+                         f"{' ...' if len(judged) > 6 else ''}) show that the pipeline runs, not what the model "
+                         "does." if judged else "")
                 body = (f'<div class="weak"><p class="weak-label">Pipeline check (weak judge): the judge of '
-                        f"<code>{html.escape(ev)}</code> is marked too weak to measure it ({html.escape(self.runs_of(ev))}). Its judged metrics ({len(judged)}: "
-                        f"{html.escape(', '.join(judged[:6]))}{' ...' if len(judged) > 6 else ''}) show that "
-                        "the pipeline runs, not what the model does.</p>" + body + "</div>")
+                        f"<code>{html.escape(ev)}</code> is marked too weak to measure it "
+                        f"({html.escape(self.runs_of(ev))}).{which}</p>{body}</div>")
             parts.append(f'<h3 id="eval-{html.escape(ev)}">{html.escape(ev)}</h3>{body}')
         return "".join(parts)
 
