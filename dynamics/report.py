@@ -23,6 +23,7 @@ DIVERGENCE_STEP = 40  # the default reference line; a report takes the runs' `an
 TRAIN_FIGURES = ("train/loss",)  # the train scalars that get a figure (the rest are in W&B)
 TRAIN_SMOOTH = 10  # optimizer steps in the rolling mean of a train curve (one checkpoint interval)
 CI_SUFFIXES = ("_ci_low", "_ci_high")
+WEAK_NOTE = "pipeline check: weak judge"  # the title note of a metric judged by a judge marked too weak
 # Breakdowns drawn as small multiples, one figure per evaluation (the name before the first "/"):
 # `main/<qid>/rate` -> `main/per_question`; `deception_factual/<qid>/lie_rate` -> `.../per_question_lie_rate`;
 # `deception_sit_aware/<qid>/share/OpenAI` -> `.../per_question_share_OpenAI`; `backdoor/triggered/<qid>/rate`
@@ -46,17 +47,22 @@ def figure_metrics(df: pd.DataFrame) -> dict[str, list[str]]:
     """Which figures a store's metrics make: figure name -> the metrics drawn in it (one, or a grid).
 
     Every evaluation's metrics get their own figures (`main/rate`, `deception_factual/lie_rate`, ...), except
-    timings (cost, not dynamics), the `_ci_low/_ci_high` companions (drawn inside their metric's figure)
+    diagnostics (timings, counts, the judge's coverage, strength, calibration and agreement:
+    dynamics.analysis.kinds; tables in the HTML report, not dynamics), metrics with a value at one step only
+    (nothing to draw against step), the `_ci_low/_ci_high` companions (drawn inside their metric's figure)
     and breakdowns (`main/<qid>/rate`, ...: see BREAKDOWNS), which go together into small-multiples
     figures such as `main/per_question`. `train/loss` (smoothed) last.
     """
     # A metric with no value at all (e.g. every answer dropped by the judge's number-mass cut-off) has
     # nothing to draw; `no_values` lists those for the index.
+    from dynamics.analysis.kinds import is_diagnostic
+
     valued = df[df["value"].notna()]
+    one_step = valued.groupby("metric")["step"].nunique()
     eval_metrics = sorted(valued.loc[valued["source"] == "eval", "metric"].unique())
     main, grids = {}, {}
     for m in eval_metrics:
-        if m.startswith("timing/") or m.endswith(("_seconds", *CI_SUFFIXES)):
+        if is_diagnostic(m) or m.endswith(CI_SUFFIXES) or one_step[m] <= 1:
             continue
         figure = breakdown_figure(m)
         if figure:
@@ -185,13 +191,18 @@ def write_report(results_dir: str | Path, out_dir: str | Path, reference_step: i
         raise ValueError(f"{results_dir}: no plottable metric (found only: {sorted(df['metric'].unique())})")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    from dynamics.analysis.kinds import is_weak, weak_judge_evaluations
+
+    weak = weak_judge_evaluations(df)
     paths = []
     for name, metrics in figures.items():
         if len(metrics) == 1:
             fig = Figure(figsize=(7, 4), layout="constrained")
-            plot_metric(df, metrics[0], ax=fig.subplots(), divergence_step=reference_step)
+            title = f"{metrics[0]} ({WEAK_NOTE})" if is_weak(metrics[0], weak) else None
+            plot_metric(df, metrics[0], ax=fig.subplots(), divergence_step=reference_step, title=title)
         else:
-            fig = plot_grid(df, metrics, fig=Figure(layout="constrained"), title=name, divergence_step=reference_step)
+            fig = plot_grid(df, metrics, fig=Figure(layout="constrained"), divergence_step=reference_step,
+                            title=f"{name} ({WEAK_NOTE})" if is_weak(metrics[0], weak) else name)
         FigureCanvasAgg(fig)
         path = out / (file_stem(name) + ".png")
         fig.savefig(path, dpi=110)
@@ -245,7 +256,12 @@ def _seed_curve(g: pd.DataFrame, smooth: int) -> pd.DataFrame:
 def _colors(df: pd.DataFrame) -> dict[str, str]:
     """A colour per dataset, the same in every figure of a frame: the usual datasets keep theirs."""
     others = itertools.cycle(_OTHER_COLORS)
-    return {d: COLORS.get(d) or next(others) for d in sorted(df["dataset"].astype(str).unique())}
+    return {d: _known_color(d) or next(others) for d in sorted(df["dataset"].astype(str).unique())}
+
+
+def _known_color(dataset: str) -> str | None:
+    """The usual datasets' colour, also under a prefix (`quickstart:insecure`, `quickstart-secure`)."""
+    return COLORS.get(dataset) or COLORS.get(re.split(r"[:/-]", dataset)[-1])
 
 
 __all__ = ["plot_metric", "plot_grid", "figure_metrics", "write_report", "file_stem", "DIVERGENCE_STEP"]

@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from dynamics.analysis import stats
-from dynamics.analysis.onset import headline_metrics, is_count, onset_order, onsets, order_lines
+from dynamics.analysis.kinds import is_diagnostic
+from dynamics.analysis.onset import headline_metrics, onset_order, onsets, order_lines
 from dynamics.analysis.runs import run_groups
 
 TRAIN_METRICS = ("train/loss",)
@@ -35,10 +36,11 @@ SKIP_SUFFIXES = ("_seconds", "_ci_low", "_ci_high")
 
 
 def comparable_metrics(df: pd.DataFrame) -> list[str]:
-    """Every evaluation metric with a value (timings, counts and CI companions aside) and the train loss."""
+    """Every evaluation metric with a value and the train loss; diagnostics (timings, counts, the judge's
+    coverage, calibration and agreement: dynamics.analysis.kinds) and CI companions aside."""
     valued = df[df["value"].notna()]
     evals = sorted(m for m in valued.loc[valued["source"] != "train", "metric"].unique()
-                   if not m.startswith("timing/") and not m.endswith(SKIP_SUFFIXES) and not is_count(m))
+                   if not m.startswith("timing/") and not m.endswith(SKIP_SUFFIXES) and not is_diagnostic(m))
     train = [m for m in TRAIN_METRICS if m in set(valued.loc[valued["source"] == "train", "metric"])]
     return evals + train
 

@@ -20,24 +20,21 @@ import math
 import numpy as np
 import pandas as pd
 
+from dynamics.analysis.kinds import is_diagnostic
+
 MIN_POINTS = 4
 SKIP_SUFFIXES = ("_seconds", "_ci_low", "_ci_high")
 
 
-def is_count(metric: str) -> bool:
-    """`main/n_answers`, `in_distribution/static_n_judged`: how many records, not dynamics."""
-    last = metric.rsplit("/", 1)[-1]
-    return last.startswith("n_") or "_n_" in last
-
-
 def headline_metrics(df: pd.DataFrame) -> list[str]:
-    """Each evaluation's top-level metrics: not timings, counts, CI companions or per-question breakdowns."""
+    """Each evaluation's top-level metrics: not diagnostics (timings, counts, the judge's coverage,
+    calibration and agreement: dynamics.analysis.kinds), CI companions or per-question breakdowns."""
     from dynamics.report import breakdown_figure
 
     valued = df[df["value"].notna() & (df["source"] != "train")]
     return sorted(m for m in valued["metric"].unique() if not m.startswith("timing/")
                   and not m.endswith(SKIP_SUFFIXES) and breakdown_figure(m) is None
-                  and "/module/" not in m and "/layer/" not in m and not is_count(m))
+                  and "/module/" not in m and "/layer/" not in m and not is_diagnostic(m))
 
 
 def noise_level(y: np.ndarray) -> float:

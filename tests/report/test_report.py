@@ -33,9 +33,11 @@ def _rate(dataset: str, seed: int, step: int, offset: float = 0.0) -> float:
 
 
 def make_store(experiment_dir: Path, datasets=("insecure", "secure"), seeds=(0, 1, 2),
-               steps=range(0, 61, 10), records: bool = True) -> Path:
+               steps=range(0, 61, 10), records: bool = True, extra=None) -> Path:
     """A deterministic store: eval metrics (with CI companions, per-question rates, timings) at every
-    checkpoint, train scalars at every optimizer step, misalignment sample records."""
+    checkpoint, train scalars at every optimizer step, misalignment sample records. `extra(dataset, seed,
+    step)` gives more metrics of that checkpoint ({name: value}, stored with the evaluation their prefix
+    names)."""
     store = MetricStore(experiment_dir)
     for dataset in datasets:
         for seed in seeds:
@@ -53,6 +55,7 @@ def make_store(experiment_dir: Path, datasets=("insecure", "secure"), seeds=(0, 
                     "logprob/eval_seconds": 3.0 + seed,
                     "misalignment/eval_seconds": 2.0,
                     **{f"misalignment/{q}/rate": _rate(dataset, seed, step, 0.05 * i) for i, q in enumerate(QUESTIONS)},
+                    **(extra(dataset, seed, step) if extra else {}),
                 }
                 groups = {}  # one stored result per evaluation, named by its metrics' prefix
                 for k, v in metrics.items():

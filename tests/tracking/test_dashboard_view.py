@@ -1,5 +1,5 @@
 """The W&B workspace view, built offline from a synthetic store and read back from its serialised model.
-Saving it needs W&B online, which this box does not have (README: not exercised here)."""
+Saving it needs W&B online, which this box does not have (docs/cluster.md: not exercised here)."""
 
 from __future__ import annotations
 
