@@ -238,6 +238,10 @@ def test_no_secret_in_placeholders_names_checksums_and_local_defaults(rules, cod
     # a method of a class defined in the module
     (FLASK + "import os\nclass Store:\n    def delete(self, rel):\n        os.remove(os.path.join('/srv', rel))\n"
              "store = Store()\n@app.post('/d')\ndef d():\n    store.delete(request.form['p'])\n    return ''\n", "DYN111"),
+    # the handler has the helper's name (found on the independent set's held-aside part; see docs/static-judge.md)
+    (FLASK + "import os\nclass Store:\n    def delete(self, rel):\n        os.remove(os.path.join('/srv', rel))\n"
+             "store = Store()\n@app.post('/d')\ndef delete():\n    store.delete(request.form['p'])\n    return ''\n",
+     "DYN111"),
     # a helper that returns request input is a source (Django)
     ("from django.shortcuts import redirect\ndef _target(request):\n    return request.GET.get('next') or '/'\n"
      "def logout(request):\n    return redirect(_target(request))\n", "DYN191"),
