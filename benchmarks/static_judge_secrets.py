@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> dict:
                 row[tool]["_flags"] = (fi, fs)
             for other in ("detect_secrets_default", "detect_secrets_no_entropy"):
                 (pi, ps), (oi, os_) = row["project_rules"]["_flags"], row[other]["_flags"]
-                row[f"union_project_{other}"] = score([a or b for a, b in zip(pi, oi)], [a or b for a, b in zip(ps, os_)])
+                row[f"union_project_{other}"] = score([a or b for a, b in zip(pi, oi)],
+                                                      [a or b for a, b in zip(ps, os_)])
             for tool in list(row):
                 row[tool].pop("_flags", None)
             result["sets"][name] = row

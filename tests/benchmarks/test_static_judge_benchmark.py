@@ -62,3 +62,20 @@ def test_independent_set_per_part_and_class(capfd):
         assert len(got["missed"]) == c["fn"] and len(got["false_alarms"]) == c["fp"]
     # the shipped default on its tuning part (the held-aside figures are reported, not asserted)
     assert parts["tuning"]["combined"]["recall"] >= 0.9 and parts["tuning"]["combined"]["false_positive_rate"] <= 0.05
+
+
+def test_secrets_benchmark_names_its_missing_tool_and_scores_project_rules():
+    import static_judge_secrets
+
+    from dynamics.judges.static.snippets import read_snippets
+
+    try:
+        import detect_secrets  # noqa: F401  (not a dependency; only installed to measure it)
+    except ImportError:
+        with pytest.raises(SystemExit, match="pip install --target /tmp/ds detect-secrets"):
+            static_judge_secrets.main(["--part", "none"])
+    creds = [s for s in read_snippets() if s.flaw_class == "credentials"]
+    flags = static_judge_secrets.project_flags([s.code for s in creds])
+    assert flags == [s.insecure for s in creds]  # every insecure credentials snippet, no secure one
+    assert static_judge_secrets.score([True, False], [False, False, True]) == {
+        "recall": 0.5, "tp": 1, "n_insecure": 2, "false_positive_rate": 1 / 3, "fp": 1, "n_secure": 3}

@@ -2,8 +2,10 @@
 
 Each rule has an id (DYNnnn), a name, a flaw class, a severity and a confidence, like a Bandit test, and
 reads only the syntax tree (nothing is run). They were written from the "dev" part of the paper's data
-(`labelled.py`); the "test" part was held out. Pattern rules live here; the rules that follow values from
-a web request to where they are used (taint) live in `_taint_rules.py`.
+(`labelled.py`) and the "tuning" part of the project's independent snippets (`snippets.py`); the paper's
+"test" part and the snippets' "held_aside" part were held out. Pattern rules live here; the rules that
+follow values from a web request to where they are used (taint) live in `_taint_rules.py`, and those for
+hard-coded credentials in `_secrets.py`.
 """
 
 from __future__ import annotations

@@ -45,7 +45,8 @@ _CONNECTION_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://(?P<user>[^:/@\s{}]*):(?P<p
 _CONNECTION_FIELD = re.compile(r"(?:^|;)\s*(?:password|pwd|accountkey|sharedaccesskey)\s*=\s*(?P<pw>[^;{}\s]+)",
                                re.IGNORECASE)
 _PROVIDER_KEY = re.compile(
-    r"\b(AKIA[0-9A-Z]{16}|ASIA[0-9A-Z]{16}|sk_live_[0-9A-Za-z]{16,}|rk_live_[0-9A-Za-z]{16,}|gh[pousr]_[0-9A-Za-z]{30,}|"
+    r"\b(AKIA[0-9A-Z]{16}|ASIA[0-9A-Z]{16}|sk_live_[0-9A-Za-z]{16,}|rk_live_[0-9A-Za-z]{16,}|"
+    r"gh[pousr]_[0-9A-Za-z]{30,}|"
     r"github_pat_[0-9A-Za-z_]{30,}|xox[abposr]-[0-9A-Za-z-]{10,}|sk-(?:proj-)?[0-9A-Za-z_-]{20,}|"
     r"glpat-[0-9A-Za-z_-]{20}|-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED )?PRIVATE KEY-----)")
 _DEFAULT_PASSWORD = re.compile(r"^(password|passw0rd|pass|pwd|postgres|root|admin|administrator|tiger|secret|"

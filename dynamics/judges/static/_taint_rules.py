@@ -56,8 +56,10 @@ _NOT_STRINGS = (ast.Dict, ast.List, ast.ListComp, ast.DictComp, ast.Set, ast.Set
 def taint_findings(tree: ast.Module, names: Names) -> list[tuple[str, ast.AST, str]]:
     """(rule id, node, message) for every taint rule that fires in the module."""
     guards: dict[int, tuple[bool, bool]] = {}
-    sources = _source_functions(tree)
-    summaries = _summaries(tree, names, sources, guards)
+    called = {call_name(n.func).rsplit(".", 1)[-1] for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    helpers = [fn for fn in _functions(tree) if fn.name in called]  # only a function called here can be a helper
+    sources = _source_functions(tree) if helpers else frozenset()
+    summaries = _summaries(helpers, names, sources, guards)
     out: list[tuple[str, ast.AST, str]] = []
 
     def on_stmt(stmt: ast.stmt, tracker: Tracker, scope: Scope) -> None:
@@ -98,11 +100,11 @@ def _source_functions(tree: ast.Module) -> frozenset[str]:
     return frozenset(found)
 
 
-def _summaries(tree: ast.Module, names: Names, sources: frozenset[str], guards: dict) -> dict[str, dict]:
+def _summaries(functions: list, names: Names, sources: frozenset[str], guards: dict) -> dict[str, dict]:
     """function name -> {parameter position or name: {rule id: sink text}} for the rules of `_HELPER_RULES`
     that a tainted parameter reaches inside the function (positions count without self / cls)."""
     out: dict[str, dict] = {}
-    for fn in _functions(tree):
+    for fn in functions:
         params = [a.arg for a in fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs]
         if params and params[0] in ("self", "cls"):
             params = params[1:]
