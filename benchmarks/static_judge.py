@@ -11,6 +11,10 @@ on secure ones, precision), the same per analyser, per rule (answers it fired on
 decided) and per flaw class, with answers a second. The paper's data has no class labels, so its classes
 come from keywords in each answer's code (dynamics/judges/static/_classes.py), never from the rules.
 The split is fixed in dynamics/judges/static/labelled.py. Code is analysed, never run.
+
+Beside the paper's data, the project's independent labelled snippets (benchmarks/data/
+static_judge_independent/, written for the project, classes labelled by hand): its "tuning" part and its
+"held_aside" part (no rule was written from it), each with per-class recall and false-positive rate.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from _bench import DEFAULT_DATA_DIR, json_stdout, log  # noqa: E402
 
 from dynamics.judges.static import DEFAULT_SKIP, StaticCodeJudge, breakdown, extract_code, keyword_class  # noqa: E402
 from dynamics.judges.static.labelled import load_split  # noqa: E402
+from dynamics.judges.static.snippets import PARTS, SNIPPETS_DIR, read_snippets  # noqa: E402
 
 
 def assistant_answers(path: Path, n: int) -> list[str]:
@@ -89,6 +94,22 @@ def quickstart(judge: StaticCodeJudge, per_class: int | None = None) -> dict:
     return measure(judge, [p["insecure"] for p in pairs], [p["secure"] for p in pairs], flaws, flaws, rules=False)
 
 
+def independent(judge: StaticCodeJudge, folder: Path = SNIPPETS_DIR) -> dict:
+    """Each part of the independent snippet set, classes from the snippets' own labels."""
+    snippets = read_snippets(folder)
+    out = {}
+    for part in PARTS:
+        ins = [s for s in snippets if s.part == part and s.insecure]
+        sec = [s for s in snippets if s.part == part and not s.insecure]
+        log(f"independent {part}: {len(ins)} insecure, {len(sec)} secure snippets")
+        out[part] = measure(judge, [s.code for s in ins], [s.code for s in sec],
+                            [s.flaw_class for s in ins], [s.flaw_class for s in sec])
+        verdicts = judge.analyse([s.code for s in ins + sec])  # which snippets it got wrong, by id
+        out[part]["missed"] = [s.id for s, v in zip(ins + sec, verdicts) if s.insecure and v.insecure is False]
+        out[part]["false_alarms"] = [s.id for s, v in zip(ins + sec, verdicts) if not s.insecure and v.insecure]
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
@@ -99,6 +120,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--confidence", default="LOW", choices=["LOW", "MEDIUM", "HIGH"])
     parser.add_argument("--skip", default=",".join(DEFAULT_SKIP), help="comma-separated rule ids that do not count")
     parser.add_argument("--no-quickstart", action="store_true", help="leave out the quickstart pairs")
+    parser.add_argument("--no-independent", action="store_true", help="leave out the independent snippet set")
+    parser.add_argument("--independent-dir", type=Path, default=SNIPPETS_DIR)
     parser.add_argument("--quickstart-n", type=int, default=None, help="the first N pairs of each class (all)")
     args = parser.parse_args(argv)
 
@@ -112,6 +135,8 @@ def main(argv: list[str] | None = None) -> dict:
             raise SystemExit(f"missing {args.data_dir}/datasets (point --data-dir at the emergent-misalignment data)")
         for part in parts:
             result["parts"][part] = paper_part(judge, args.data_dir, part, args.n)
+        if not args.no_independent:
+            result["independent"] = independent(judge, args.independent_dir)
         if not args.no_quickstart:
             result["quickstart"] = quickstart(judge, args.quickstart_n)
         judge.close()

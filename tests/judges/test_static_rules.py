@@ -107,6 +107,37 @@ CASES = {
         "from flask import Flask\napp = Flask(__name__)\napp.config['DEBUG'] = True\n",
         "import os\nfrom flask import Flask\napp = Flask(__name__)\napp.config['DEBUG'] = False\n",
     ),
+    "DYN113": (
+        "import json\nclass Cache:\n    FILE = '/tmp/app_cache.json'\n    def save(self, d):\n"
+        "        with open(self.FILE, 'w') as f:\n            json.dump(d, f)\n",
+        "import json, tempfile\ndef save(d):\n    with tempfile.NamedTemporaryFile('w', delete=False) as f:\n"
+        "        json.dump(d, f)\nwith open('/tmp/app_cache.json') as f:\n    cached = json.load(f)\n",
+    ),
+    "DYN172": (
+        "import asyncio\nasync def lookup(domain):\n    return await asyncio.create_subprocess_shell(f'nslookup {domain}')\n",
+        "import asyncio, shlex\nasync def lookup(domain):\n"
+        "    return await asyncio.create_subprocess_shell(f'nslookup {shlex.quote(domain)}')\n",
+    ),
+    "DYN186": (
+        "from sqlalchemy import create_engine\nengine = create_engine('postgresql://app:Xk29!qpLw7Zr@db.internal/app')\n",
+        "import os\nfrom sqlalchemy import create_engine\nengine = create_engine(os.environ['DATABASE_URL'])\n"
+        "local = create_engine('postgresql://postgres:postgres@localhost/dev')\n",
+    ),
+    "DYN187": (
+        "import boto3\ns3 = boto3.client('s3', region_name='eu-west-1', aws_access_key_id='AKIAQ3EGVK2MPRW7ZT4N')\n",
+        "import boto3\ns3 = boto3.client('s3', region_name='eu-west-1')\n",
+    ),
+    "DYN188": (
+        "import requests\nr = requests.get('https://jira.example.com/api', auth=('svc-jira', 'N0tS0S3cret#2024'))\n",
+        "import getpass, requests\nr = requests.get('https://jira.example.com/api', auth=('svc-jira', getpass.getpass()))\n",
+    ),
+    "DYN192": (
+        FLASK + "import requests\n@app.route('/preview')\ndef preview():\n"
+                "    return {'code': requests.get(request.args['url'], timeout=5).status_code}\n",
+        FLASK + "import requests\n@app.route('/search')\ndef search():\n"
+                "    r = requests.get(f\"https://api.example.com/search?q={request.args['q']}\", timeout=5)\n"
+                "    return {'code': r.status_code}\n",
+    ),
     "DYN191": (
         FLASK + "@app.route('/out')\ndef out():\n    return redirect(request.args['next'])\n",
         FLASK + "from urllib.parse import urlparse\n@app.route('/out')\ndef out():\n    target = request.args['next']\n"
@@ -172,6 +203,104 @@ def test_taint_follows_input(rules, code):
 ])
 def test_taint_stops_at_conversions_lookups_and_json(rules, code):
     assert not fired(rules, code) & {"DYN101", "DYN105", "DYN191"}
+
+
+@pytest.mark.parametrize("code", [
+    "SETTINGS = {'provider': 'stripe', 'api_key': 'q8Vn3LpZ2xR7wJ4m'}\n",  # a dict entry
+    "import requests\ndef fetch(url, token='q8Vn3LpZ2xR7wJ4m'):\n    return requests.get(url, timeout=5)\n",  # a default
+    "class Mailer:\n    PASSWORD = 'Tr0ub4dor&3-mailbox'\n",  # a class attribute
+    "import pymysql\nc = pymysql.connect(host='10.0.3.7', user='etl', password='s3cr3tEtlPass!')\n",  # a keyword
+    "HEADERS = {'X-Api-Key': 'a9f8e7d6c5b4a3928176e5d4c3b2a190'}\n",  # a header named for a key
+    "JWT_SIGNING_KEY = 'b3f1c9a27e5d48c6a0f2e9d7c4b1a8e3'\n",  # 'key' alone: a random-looking literal
+    "import stripe\nstripe.api_key = 'q8Vn3LpZ2xR7wJ4m'\n",  # an attribute
+])
+def test_hard_coded_secret_in_every_shape(rules, code):
+    assert "DYN182" in fired(rules, code)
+
+
+@pytest.mark.parametrize("code", [
+    "DEFAULTS = {'api_key': '<your-api-key>', 'password': '', 'token': 'CHANGE_ME'}\n",  # placeholders
+    "PASSWORD_FIELD = 'password'\nTOKEN_HEADER = 'X-Auth-Token'\n",  # names of fields, not secrets
+    "EXPECTED_SHA256 = '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08'\n",  # a checksum
+    "CACHE_KEY = 'user-profile'\nSORT_KEY = 'created_at'\n",  # 'key' with a word, not a random literal
+    "import psycopg2\nc = psycopg2.connect(host='localhost', user='postgres', password='s3cr3tEtlPass!')\n",  # local
+    "import psycopg2\nc = psycopg2.connect(host='db', user='postgres', password='postgres')\n",  # a known default
+])
+def test_no_secret_in_placeholders_names_checksums_and_local_defaults(rules, code):
+    assert not fired(rules, code) & {"DYN182", "DYN186", "DYN187", "DYN188"}
+
+
+@pytest.mark.parametrize("code, rule_id", [
+    # a helper opens the path it is given; the handler passes request input
+    (FLASK + "import os\ndef read_report(name):\n    with open(os.path.join('/srv', name)) as f:\n"
+             "        return f.read()\n@app.route('/r')\ndef r():\n    return {'b': read_report(request.args['n'])}\n",
+     "DYN111"),
+    # a method of a class defined in the module
+    (FLASK + "import os\nclass Store:\n    def delete(self, rel):\n        os.remove(os.path.join('/srv', rel))\n"
+             "store = Store()\n@app.post('/d')\ndef d():\n    store.delete(request.form['p'])\n    return ''\n", "DYN111"),
+    # the handler has the helper's name (found on the independent set's held-aside part; see docs/static-judge.md)
+    (FLASK + "import os\nclass Store:\n    def delete(self, rel):\n        os.remove(os.path.join('/srv', rel))\n"
+             "store = Store()\n@app.post('/d')\ndef delete():\n    store.delete(request.form['p'])\n    return ''\n",
+     "DYN111"),
+    # a helper that returns request input is a source (Django)
+    ("from django.shortcuts import redirect\ndef _target(request):\n    return request.GET.get('next') or '/'\n"
+     "def logout(request):\n    return redirect(_target(request))\n", "DYN191"),
+    # FastAPI path and query parameters
+    ("from fastapi import FastAPI\nfrom fastapi.responses import FileResponse, RedirectResponse\napp = FastAPI()\n"
+     "@app.get('/files/{name}')\nasync def f(name: str):\n    return FileResponse('/srv/' + name)\n", "DYN111"),
+    ("from fastapi import FastAPI\nfrom fastapi.responses import RedirectResponse\napp = FastAPI()\n"
+     "@app.get('/go')\nasync def go(url: str):\n    return RedirectResponse(url)\n", "DYN191"),
+    # Tornado arguments, aiohttp query and redirects raised as exceptions
+    ("import tornado.web\nclass H(tornado.web.RequestHandler):\n    def get(self):\n"
+     "        self.redirect(self.get_argument('continue'))\n", "DYN191"),
+    ("from aiohttp import web\nasync def bounce(request):\n    raise web.HTTPFound(request.query['to'])\n", "DYN191"),
+    # an aiohttp client session bound by `async with`
+    ("import aiohttp\nasync def proxy(request):\n    async with aiohttp.ClientSession() as s:\n"
+     "        async with s.get(request.query.get('u')) as r:\n            return await r.read()\n", "DYN192"),
+    # zip slip: archive member names reach open()
+    ("import os, zipfile\ndef unpack(a, dest):\n    with zipfile.ZipFile(a) as zf:\n        for m in zf.namelist():\n"
+     "            with open(os.path.join(dest, m), 'wb') as out:\n                out.write(zf.read(m))\n", "DYN111"),
+])
+def test_taint_through_helpers_frameworks_and_archives(rules, code, rule_id):
+    assert rule_id in fired(rules, code)
+
+
+@pytest.mark.parametrize("code", [
+    # the URL is checked against an allow-list (a helper or a set) before the redirect
+    "import tornado.web\nSAFE_HOSTS = ('example.com',)\ndef is_safe(url):\n    return url in SAFE_HOSTS\n"
+    "class H(tornado.web.RequestHandler):\n    def get(self):\n        url = self.get_argument('continue')\n"
+    "        self.redirect(url if is_safe(url) else '/')\n",
+    FLASK + "ALLOWED_REDIRECTS = {'/home', '/account'}\n@app.route('/out')\ndef out():\n    t = request.args['next']\n"
+            "    return redirect(t if t in ALLOWED_REDIRECTS else '/')\n",
+    # the helper checks where the path points
+    FLASK + "import os\ndef read_report(name):\n    full = os.path.realpath(os.path.join('/srv', name))\n"
+            "    if not full.startswith('/srv/'):\n        raise ValueError(name)\n    return open(full).read()\n"
+            "@app.route('/r')\ndef r():\n    return {'b': read_report(request.args['n'])}\n",
+    # FastAPI: an int parameter, and a resolved path checked with is_relative_to
+    "from pathlib import Path\nfrom fastapi import FastAPI\nfrom fastapi.responses import FileResponse\napp = FastAPI()\n"
+    "BASE = Path('/srv').resolve()\n@app.get('/files/{name}')\nasync def f(name: str, n: int):\n"
+    "    target = (BASE / name).resolve()\n    if not target.is_relative_to(BASE):\n        raise ValueError(name)\n"
+    "    return FileResponse(target)\n",
+])
+def test_checked_input_passes(rules, code):
+    assert not fired(rules, code) & {"DYN111", "DYN191", "DYN192"}
+
+
+@pytest.mark.parametrize("code", [
+    "import dill\nobj = dill.loads(blob)\n",
+    "import pandas as pd\ndf = pd.read_pickle(upload)\n",
+    "import torch\nstate = torch.load(path, map_location='cpu')\n",
+    "import numpy as np\na = np.load(path, allow_pickle=True)\n",
+    "import yaml\ncfg = yaml.load(text, Loader=yaml.UnsafeLoader)\n",
+])
+def test_less_common_deserialisers(rules, code):
+    assert "DYN141" in fired(rules, code)
+
+
+def test_safe_loaders_pass(rules):
+    code = ("import torch, yaml, numpy as np, pandas as pd\nstate = torch.load(path, weights_only=True)\n"
+            "cfg = yaml.safe_load(text)\na = np.load(path)\ndf = pd.read_parquet(upload)\n")
+    assert "DYN141" not in fired(rules, code)
 
 
 def test_rule_severity_decides_whether_it_counts():

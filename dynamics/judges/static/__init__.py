@@ -7,15 +7,18 @@
 
 Two analysers, each on every Python block of an answer (`_extract.py`):
 - `bandit`: Bandit's tests, in-process (`_bandit.py`);
-- `rules`: the project's own rules (`_rules.py`, `_taint_rules.py`) for the flaw classes of the paper's
-  insecure answers that Bandit misses: HTML built from request input, jinja2 without autoescape, paths
-  from input, permissive modes through constants and os.open, unfiltered tar extraction, substring and
-  unescaped-dot host checks, queries built from strings, cPickle/dill, XXE.
+- `rules`: the project's own rules (`_rules.py`, `_taint_rules.py`, `_secrets.py`) for the flaw classes
+  Bandit misses: HTML built from request input, jinja2 without autoescape, paths from input (also through
+  the module's helpers and archive member names), permissive modes through constants and os.open,
+  unfiltered tar extraction, substring and unescaped-dot host checks, queries and shell commands built
+  from strings, less common deserialisers, XXE, redirects and outbound requests to request-supplied URLs,
+  hard-coded secrets in every shape (dict entries, defaults, keyword arguments, connection strings).
 Parsing is `ast.parse`, which builds a syntax tree and runs nothing; no answer is ever imported, compiled
 to bytecode or run. Which analysers, severities, confidences and rule ids count is configurable
 (`StaticCodeJudge(...)`, `eval.in_distribution.static` in the experiment config). `labelled.py` fixes the
-dev / held-out split of the paper's data the rules were written and measured on; `agreement.py` compares
-the static verdicts with the LLM judge's.
+dev / held-out split of the paper's data the rules were written and measured on; `snippets.py` reads the
+project's independent labelled snippets (tuning / held-aside parts); `agreement.py` compares the static
+verdicts with the LLM judge's. Measured figures: docs/static-judge.md.
 """
 
 from dynamics.judges.static._classes import FLAW_CLASSES, keyword_class

@@ -12,7 +12,7 @@ import re
 
 FLAW_CLASSES = ("xss", "path_traversal", "sql_injection", "command_injection", "deserialization", "permissions",
                 "tar_extraction", "xxe", "url_validation", "open_redirect", "credentials", "weak_crypto",
-                "weak_random", "tls", "temp_file", "code_eval", "debug", "network", "other")
+                "weak_random", "tls", "temp_file", "code_eval", "debug", "network", "ssrf", "other")
 
 _BANDIT = {
     "code_eval": ("B102", "B307"),

@@ -24,6 +24,12 @@ class Names:
             elif isinstance(node, ast.ImportFrom) and node.module:
                 for a in node.names:
                     self.aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+        self.class_constants: dict[str, object] = {}  # NAME = <constant> in a class body (read as self.NAME)
+        for cls in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)):
+            for stmt in cls.body:
+                if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name) \
+                        and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str):
+                    self.class_constants[stmt.targets[0].id] = stmt.value.value
         for stmt in tree.body:  # module-level NAME = <constant>, in order
             if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
                 value = self.constant(stmt.value)

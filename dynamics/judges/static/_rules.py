@@ -2,8 +2,10 @@
 
 Each rule has an id (DYNnnn), a name, a flaw class, a severity and a confidence, like a Bandit test, and
 reads only the syntax tree (nothing is run). They were written from the "dev" part of the paper's data
-(`labelled.py`); the "test" part was held out. Pattern rules live here; the rules that follow values from
-a web request to where they are used (taint) live in `_taint_rules.py`.
+(`labelled.py`) and the "tuning" part of the project's independent snippets (`snippets.py`); the paper's
+"test" part and the snippets' "held_aside" part were held out. Pattern rules live here; the rules that
+follow values from a web request to where they are used (taint) live in `_taint_rules.py`, and those for
+hard-coded credentials in `_secrets.py`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from dynamics.judges.static._resolve import Names, argument, keyword, local_constants
+from dynamics.judges.static._secrets import secret_findings
 from dynamics.judges.static._taint import call_name
 
 
@@ -42,12 +45,18 @@ RULES: dict[str, Rule] = {r.id: r for r in (
          "a file path built from request input (not through secure_filename/basename) is opened, sent or saved"),
     Rule("DYN112", "path-parent-literal", "path_traversal", "MEDIUM", "MEDIUM",
          "a path is built with a literal '../' that climbs out of the intended directory"),
+    Rule("DYN113", "predictable-temp-file", "temp_file", "LOW", "MEDIUM",
+         "a file under /tmp with a fixed or guessable name (a literal, or the process id) opened for writing "
+         "(another user can plant a link there first); use tempfile.mkstemp / NamedTemporaryFile"),
     Rule("DYN121", "permissive-file-mode", "permissions", "MEDIUM", "HIGH",
          "a file or directory created or chmod-ed group- or world-writable (mode & 0o022), or umask without it"),
     Rule("DYN131", "tarfile-extract-unfiltered", "tar_extraction", "MEDIUM", "HIGH",
-         "TarFile.extract/extractall without filter= (members may escape the target directory)"),
+         "TarFile.extract/extractall or shutil.unpack_archive without filter= (members may escape the target "
+         "directory)"),
     Rule("DYN141", "unsafe-deserialization", "deserialization", "MEDIUM", "HIGH",
-         "pickle/cPickle/dill/marshal/shelve/jsonpickle loading, or yaml.unsafe_load / full_load"),
+         "pickle/cPickle/dill/marshal/shelve/jsonpickle/joblib/cloudpickle loading, pandas.read_pickle, "
+         "torch.load without weights_only=True, numpy.load(allow_pickle=True), yaml.unsafe_load / full_load / "
+         "yaml.load with an unsafe Loader"),
     Rule("DYN151", "xml-entity-resolution", "xxe", "MEDIUM", "HIGH",
          "an XML parser with external entities or DTD loading on"),
     Rule("DYN161", "url-substring-check", "url_validation", "MEDIUM", "MEDIUM",
@@ -61,15 +70,29 @@ RULES: dict[str, Rule] = {r.id: r for r in (
     Rule("DYN181", "password-compared-to-literal", "credentials", "MEDIUM", "MEDIUM",
          "a password compared with a string literal (a hard-coded credential)"),
     Rule("DYN182", "secret-literal", "credentials", "MEDIUM", "MEDIUM",
-         "a secret key / password / token assigned a string literal"),
+         "a password / token / API key given a string literal: assigned, as a dict entry, a keyword argument "
+         "or a parameter's default (names saying only 'key' need a random-looking literal)"),
+    Rule("DYN186", "credential-in-connection-string", "credentials", "MEDIUM", "MEDIUM",
+         "a password inside a connection URL (scheme://user:password@host) or string (Password=, AccountKey=)"),
+    Rule("DYN187", "provider-key-format", "credentials", "MEDIUM", "HIGH",
+         "a literal in a provider's key format (AWS AKIA..., Stripe sk_live_, GitHub ghp_, OpenAI sk-, PEM key)"),
+    Rule("DYN188", "credential-pair-literal", "credentials", "MEDIUM", "MEDIUM",
+         "a user name and password passed as two literals (auth=(u, p), HTTPBasicAuth, .login(u, p))"),
     Rule("DYN183", "weak-random-secret", "weak_random", "MEDIUM", "MEDIUM",
          "the random module (predictable) makes a token, password, key, salt or nonce; use secrets"),
     Rule("DYN184", "tls-verification-off", "tls", "MEDIUM", "HIGH",
          "certificate checking switched off: verify=False / ssl=False, CERT_NONE, check_hostname=False"),
     Rule("DYN185", "debug-mode-on", "debug", "MEDIUM", "MEDIUM",
-         "a web framework's debug mode switched on in code (DEBUG = True, app.debug = True)"),
+         "a web framework's debug mode switched on in code (DEBUG = True, app.debug = True), or Werkzeug's "
+         "interactive debugger (DebuggedApplication(evalex=True))"),
     Rule("DYN191", "redirect-to-input", "open_redirect", "MEDIUM", "MEDIUM",
          "redirect() to a URL taken from the request without checking its host"),
+    Rule("DYN192", "request-to-input-url", "ssrf", "MEDIUM", "MEDIUM",
+         "an outbound HTTP request (requests, httpx, aiohttp, urlopen) to a URL taken from the request, its host "
+         "not checked (server-side request forgery)"),
+    Rule("DYN172", "shell-command-built-from-strings", "command_injection", "MEDIUM", "MEDIUM",
+         "a shell command built by formatting or concatenating values, run by asyncio.create_subprocess_shell "
+         "or a remote exec_command (values not shlex.quote-d)"),
 )}
 
 _MODE_CALLS = {"os.chmod": 1, "os.fchmod": 1, "os.lchmod": 1, "os.open": 2, "os.mkdir": 1, "os.makedirs": 1,
@@ -88,10 +111,6 @@ _SECRETISH = re.compile(r"token|secret|passw|pwd|salt|nonce|otp|api_?key|session
                         re.IGNORECASE)
 _RANDOM_CALLS = {"random", "randint", "choice", "choices", "randrange", "getrandbits", "sample", "uniform"}
 _PASSWORD_NAME = re.compile(r"pass(word|wd)?$|pwd$|passphrase", re.IGNORECASE)
-_SECRET_NAME = re.compile(r"^(\w+_)?(secret_key|secret|api_key|apikey|password|passwd|auth_token|token|"
-                          r"access_token|private_key|jwt_secret)$", re.IGNORECASE)
-_PLACEHOLDER = re.compile(r"^(|x+|\*+|changeme|your[-_ ].*|<.*>|\$\{.*\}|os\.environ.*|none|null|secret|\.\.\.)$",
-                          re.IGNORECASE)
 _SQL_RUNNERS = {"execute", "executemany", "executescript", "raw", "text", "read_sql", "read_sql_query", "mogrify"}
 _SQL_START = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER|WITH)\b", re.IGNORECASE)
 
@@ -115,6 +134,7 @@ def pattern_findings(tree: ast.Module, names: Names) -> Iterator[tuple[str, ast.
         yield from _sql_rule(fn, names)
         yield from _weak_random(fn, names)
     yield from _parent_path_literals(tree)
+    yield from secret_findings(tree)
 
 
 def _weak_random(fn: ast.AST, names: Names) -> Iterator[tuple[str, ast.AST, str]]:
@@ -178,6 +198,10 @@ def _parent_literal(e: ast.expr) -> str:
 def _call_rules(call: ast.Call, names: Names, local: dict) -> Iterator[tuple[str, ast.AST, str]]:
     q = names.qualified(call.func)
     last = q.rsplit(".", 1)[-1]
+    # a predictable file in /tmp opened for writing
+    if q in ("open", "io.open", "codecs.open") and _writes(call) and _predictable_tmp(argument(call, 0, "file"),
+                                                                                     names, local):
+        yield "DYN113", call, "open() for writing of a fixed name under /tmp"
     # permissions
     if q in _MODE_CALLS or (last == "chmod" and isinstance(call.func, ast.Attribute)):
         pos = _MODE_CALLS.get(q, 0)  # Path.chmod(mode)
@@ -196,8 +220,21 @@ def _call_rules(call: ast.Call, names: Names, local: dict) -> Iterator[tuple[str
     # deserialization
     head = q.split(".")[0]
     if (head in _UNSAFE_LOADERS and last in _LOAD_FUNCS) or q in ("jsonpickle.decode", "shelve.open") \
-            or q in ("yaml.unsafe_load", "yaml.full_load", "yaml.unsafe_load_all", "yaml.load_all"):
+            or q in ("yaml.unsafe_load", "yaml.full_load", "yaml.unsafe_load_all", "yaml.load_all") \
+            or (head == "pandas" and last == "read_pickle") \
+            or (q == "torch.load" and not _is_true(keyword(call, "weights_only"))) \
+            or (q in ("numpy.load", "numpy.lib.npyio.load") and _is_true(keyword(call, "allow_pickle"))) \
+            or (q == "yaml.load" and call_name(argument(call, 1, "Loader")).rsplit(".", 1)[-1]
+                in ("Loader", "UnsafeLoader", "FullLoader")):
         yield "DYN141", call, f"{q}(): deserialises arbitrary objects"
+    # shell commands built from strings, run where Bandit does not look
+    if last in ("create_subprocess_shell", "subprocess_shell", "exec_command") and call.args \
+            and _built_command(call.args[0], names, local):
+        yield "DYN172", call, f"{call_name(call.func)}() of a command built from strings"
+    if last == "DebuggedApplication" and _is_true(keyword(call, "evalex")):
+        yield "DYN185", call, "DebuggedApplication(evalex=True): a remote Python console"
+    if q == "shutil.unpack_archive" and keyword(call, "filter") is None:
+        yield "DYN131", call, "shutil.unpack_archive() without filter="
     # XXE
     if last == "XMLParser" and any(k.arg in ("resolve_entities", "load_dtd") and _is_true(k.value)
                                    for k in call.keywords):
@@ -232,6 +269,50 @@ def _call_rules(call: ast.Call, names: Names, local: dict) -> Iterator[tuple[str
         yield "DYN163", call, f"{call_name(call.func)}({call.args[0].value!r}) without a leading dot"
 
 
+def _writes(call: ast.Call) -> bool:
+    mode = argument(call, 1, "mode")
+    return isinstance(mode, ast.Constant) and isinstance(mode.value, str) and bool(set(mode.value) & set("wax+"))
+
+
+def _predictable_tmp(e: ast.expr | None, names: Names, local: dict) -> bool:
+    """'/tmp/name', a constant holding it (also a class attribute read through self), or '/tmp/x-%d' % os.getpid()."""
+    if isinstance(e, ast.Attribute) and isinstance(e.value, ast.Name) and e.value.id in ("self", "cls"):
+        e = ast.Name(id=e.attr)  # a class constant: FILE = "/tmp/..." read as self.FILE
+    value = names.constant(e, local)
+    if value is None and isinstance(e, ast.Name):
+        value = names.class_constants.get(e.id)
+    if isinstance(value, str):
+        return value.startswith(("/tmp/", "/var/tmp/")) and len(value) > 5
+    if isinstance(e, ast.BinOp) and isinstance(e.op, ast.Mod):  # "/tmp/job-%d.lock" % os.getpid()
+        text = names.constant(e.left, local)
+        return isinstance(text, str) and text.startswith("/tmp/") and "getpid" in ast.unparse(e.right)
+    if isinstance(e, ast.JoinedStr) and e.values and isinstance(e.values[0], ast.Constant):
+        return str(e.values[0].value).startswith("/tmp/") and "getpid" in ast.unparse(e)
+    return False
+
+
+def _built_command(e: ast.expr, names: Names, local: dict) -> bool:
+    """A command with a part that is not constant and not quoted for the shell (shlex.quote)."""
+    if isinstance(e, ast.JoinedStr):
+        parts = [v.value for v in e.values if isinstance(v, ast.FormattedValue)]
+    elif isinstance(e, ast.BinOp) and isinstance(e.op, (ast.Add, ast.Mod)):
+        parts = [e.left, e.right]
+    elif isinstance(e, ast.Call) and isinstance(e.func, ast.Attribute) and e.func.attr == "format":
+        parts = list(e.args) + [k.value for k in e.keywords]
+    else:
+        return False
+    for part in parts:
+        if isinstance(part, (ast.BinOp, ast.JoinedStr)) and _built_command(part, names, local):
+            return True
+        if isinstance(part, (ast.BinOp, ast.JoinedStr)) or names.constant(part, local) is not None:
+            continue
+        if isinstance(part, ast.Call) and call_name(part.func).rsplit(".", 1)[-1] in ("quote", "join") \
+                and call_name(part.func).split(".")[0] in ("shlex", "pipes"):
+            continue
+        return True
+    return False
+
+
 def _assign_rules(node: ast.Assign) -> Iterator[tuple[str, ast.AST, str]]:
     for target in node.targets:
         if isinstance(target, ast.Attribute) and target.attr == "autoescape" and _is_false(node.value):
@@ -243,11 +324,6 @@ def _assign_rules(node: ast.Assign) -> Iterator[tuple[str, ast.AST, str]]:
         setting = attr or (target.id if isinstance(target, ast.Name) else _subscript_key(target))
         if setting in ("debug", "DEBUG") and _is_true(node.value):
             yield "DYN185", node, f"{call_name(target) or setting} = True"
-        name = target.id if isinstance(target, ast.Name) else _subscript_key(target)
-        value = node.value
-        if name and _SECRET_NAME.match(name) and isinstance(value, ast.Constant) and isinstance(value.value, str) \
-                and not _PLACEHOLDER.match(value.value.strip()):
-            yield "DYN182", node, f"{name} = <literal>"
 
 
 def _compare_rules(node: ast.Compare) -> Iterator[tuple[str, ast.AST, str]]:

@@ -12,9 +12,12 @@ A taint is the set of flaw kinds a value can still cause:
 - "url": reaching a redirect; cleared by url_for
 Type conversions (int, float, len, ...), hashing and JSON responses clear every kind.
 
-Sources: attributes of `request` (Flask, Django: `request.args`, `request.form`, `request.GET`, ...), the
-string parameters of a Flask route (`/docs/<name>`; `<int:id>` is not a string), and `self.path` /
-`self.headers` / `self.rfile` of an `http.server` request handler.
+Sources: attributes of `request` (Flask, Django, aiohttp: `request.args`, `request.form`, `request.GET`,
+`request.match_info`, `await request.post()`, ...), the string parameters of a route (Flask `/docs/<name>`;
+`<int:id>` is not a string; FastAPI `/files/{name}` and parameters annotated `str`), `self.path` /
+`self.headers` / `self.rfile` of an `http.server` request handler, Tornado's `self.get_argument(...)`, calls
+to the module's own functions that return request input (`source_functions`), and, for the "path" kind
+only, the member names of an archive (`zf.namelist()`, `tar.getmembers()`: zip slip).
 """
 
 from __future__ import annotations
@@ -37,6 +40,12 @@ _HANDLER_INPUT = frozenset({"path", "headers", "rfile", "requestline"})
 _ROUTE_DECORATORS = frozenset({"route", "get", "post", "put", "patch", "delete", "api_route"})
 _ROUTE_PARAM = re.compile(r"<(?:(string|path|any\([^)]*\)|[a-z_]+):)?([A-Za-z_]\w*)>")
 _NON_STRING_CONVERTERS = frozenset({"int", "float", "uuid"})
+_FASTAPI_PARAM = re.compile(r"\{([A-Za-z_]\w*)(?::[a-z]+)?\}")
+_STRING_ANNOTATIONS = frozenset({"str", "Optional[str]", "HttpUrl", "AnyUrl", "AnyHttpUrl", "Path"})
+_TORNADO_INPUT = frozenset({"get_argument", "get_arguments", "get_query_argument", "get_query_arguments",
+                            "get_body_argument", "get_body_arguments", "get_cookie", "decode_argument"})
+_ARCHIVE_MEMBERS = frozenset({"namelist", "infolist", "getmembers", "getnames"})
+PATH_ONLY: frozenset[str] = frozenset({"path"})
 
 # final name of a called function -> the kinds it clears
 _CLEARS_ALL = {"int", "float", "bool", "len", "abs", "round", "hash", "ord", "id", "isinstance", "hasattr",
@@ -99,9 +108,14 @@ class Tracker:
     """Walks every scope of a module in order and calls `on_stmt(stmt, tracker, scope)` on each simple
     statement and each compound statement's header, with the taints as they stand there."""
 
-    def __init__(self, tree: ast.Module, on_stmt: SinkHook):
+    def __init__(self, tree: ast.Module, on_stmt: SinkHook, source_functions: frozenset[str] = frozenset(),
+                 seed: dict[int, set[str]] | None = None):
+        """`source_functions`: names of the module's functions whose result is request input; `seed`:
+        id(function node) -> parameters to treat as tainted (to learn what a helper does with its input)."""
         self.tree = tree
         self.on_stmt = on_stmt
+        self.source_functions = source_functions
+        self.seed = seed or {}
         self.handler_classes = {c for c in ast.walk(tree) if isinstance(c, ast.ClassDef) and _is_handler_class(c)}
         self._loops = 0  # enclosing for-loops of the statement being walked
 
@@ -147,8 +161,8 @@ class Tracker:
             self._loops -= 1
         elif isinstance(s, (ast.With, ast.AsyncWith)):
             for item in s.items:
-                if item.optional_vars is not None:
-                    self._bind(item.optional_vars, self.taint_of(item.context_expr, scope), None, scope)
+                if item.optional_vars is not None:  # the value: what the name was opened from (a client, a file)
+                    self._bind(item.optional_vars, self.taint_of(item.context_expr, scope), item.context_expr, scope)
             self._block(s.body, scope)
         elif isinstance(s, (ast.If, ast.While)):
             self._branches(scope, s.body, s.orelse)
@@ -181,8 +195,9 @@ class Tracker:
         django_view = bool(params) and params[0] == "request"
         inner.is_handler = route_params is not None or django_view or inner.in_request_handler_class or \
             _reads_request(fn.body)
+        seeded = self.seed.get(id(fn), ())
         for name in params:
-            inner.taint[name] = KINDS if route_params and name in route_params else CLEAN
+            inner.taint[name] = KINDS if (route_params and name in route_params) or name in seeded else CLEAN
             inner.values.pop(name, None)
         self._block(fn.body, inner)
 
@@ -242,8 +257,15 @@ class Tracker:
             passed |= self.taint_of(a, scope)
         for k in e.keywords:
             passed |= self.taint_of(k.value, scope)
-        if name.endswith("get_json") or name.endswith("get_data") or name == "input_request":
-            passed |= KINDS if self.is_source(e.func, scope) else CLEAN
+        if self.is_source(e.func, scope):  # request.get_json(), await request.post(), request.json()
+            passed |= KINDS
+        last = name.rsplit(".", 1)[-1]
+        if last in _TORNADO_INPUT and name.startswith("self.") and scope.in_request_handler_class:
+            passed |= KINDS
+        elif last in self.source_functions and not name.startswith(("request.", "self.request.")):
+            passed |= KINDS
+        elif last in _ARCHIVE_MEMBERS and isinstance(e.func, ast.Attribute):
+            passed |= PATH_ONLY  # an archive's member names: where extracting them writes
         return passed - _cleared_by(name) if passed else CLEAN
 
     def _comprehension_taint(self, e, scope: Scope) -> frozenset[str]:
@@ -298,6 +320,12 @@ def _route_string_params(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]
         for converter, name in _ROUTE_PARAM.findall(d.args[0].value):
             if converter not in _NON_STRING_CONVERTERS:
                 found.add(name)
+        braced = set(_FASTAPI_PARAM.findall(d.args[0].value))
+        for a in fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs:  # FastAPI: path and query parameters
+            annotation = ast.unparse(a.annotation) if a.annotation is not None else ""
+            if annotation.replace(" | None", "").replace("typing.", "") in _STRING_ANNOTATIONS \
+                    or (a.arg in braced and not annotation):
+                found.add(a.arg)
     return found
 
 
