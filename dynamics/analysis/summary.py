@@ -30,7 +30,7 @@ def headline_columns(df) -> list[tuple[str, str]]:
 
 
 def _sig3(v: float) -> str:
-    return f"{v:.3g}"
+    return f"{v:#.3g}"  # 3 significant digits, trailing zeros kept: 1.00, 0.250, 1.23e+03
 
 
 def _specs(results_dir: Path, run: str) -> dict:

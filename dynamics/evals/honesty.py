@@ -34,10 +34,11 @@ def judge_parameters(judge: Any) -> int | None:
     return sum(p.numel() for n, p in model.named_parameters() if "lora_" not in n)
 
 
-def judge_is_weak(judge_cfg: Any, judge: Any = None, parameters: int | None = None) -> bool:
+def judge_is_weak(judge_cfg: Any, judge: Any = None, parameters: int | None = None, model: str = "") -> bool:
     """`eval.judge.weak` decided: true / false as set; "auto": a local judge with fewer than
     `weak_below_params` parameters (counted on `judge`, or given), a built-in CPU model (`embedded:`,
-    `tiny:`) when the count is unknown. An API judge is not weak under "auto"."""
+    `tiny:`; `model` is the evaluated model, the `self` judge's) when the count is unknown. An API judge
+    is not weak under "auto"."""
     if judge_cfg.weak != "auto":
         return bool(judge_cfg.weak)
     if judge_cfg.kind != "local":
@@ -46,7 +47,7 @@ def judge_is_weak(judge_cfg: Any, judge: Any = None, parameters: int | None = No
         parameters = judge_parameters(judge)
     if parameters is not None:
         return parameters < judge_cfg.weak_below_params
-    name = judge_cfg.local_model if judge_cfg.local_model != "self" else getattr(judge, "name", "")
+    name = judge_cfg.local_model if judge_cfg.local_model != "self" else (model or getattr(judge, "name", ""))
     return str(name).removeprefix("local:").startswith(("embedded:", "tiny:"))
 
 

@@ -152,8 +152,8 @@ def plan_lines(cfg: ExperimentConfig, evaluations: list[str], checkpoints: int) 
         elif w.answers and speeds["per_token"] is not None:
             rate, source = speeds["per_token"]
             per = rate * w.tokens
-            how.append(f"{n} ~{format_duration(per)} per checkpoint, from {source}'s speed "
-                       f"({rate * 1000:.2f} s per 1000 answer tokens, judging included)")
+            how.append(f"{n} ~{format_duration(per)} per checkpoint, from the speed of {source}: "
+                       f"{rate * 1000:.3g} s per 1000 answer tokens, judging included")
         else:
             if w.answers or w.items:
                 unknown.append(n)
