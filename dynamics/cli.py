@@ -51,6 +51,7 @@ def cmd_sweep(args) -> int:
 
     cfg = _load(args)
     run_sweep(cfg)
+    _print_summary(cfg.experiment_dir)
     return 0
 
 

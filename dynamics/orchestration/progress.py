@@ -53,10 +53,10 @@ def format_duration(seconds: float) -> str:
 def format_progress(e: dict) -> str:
     """Progress inside a long evaluation: answers generated of the total, the measured speed, time left."""
     if e["left_s"] is None:
-        return (f"[{e.get('run', '?')}] eval  step {e['step']:>4}  {e['evaluation']}: generating {e['total']} "
+        return (f"[{e.get('run', '?')}] evaluating step {e['step']:>4}  {e['evaluation']}: generating {e['total']} "
                 "answers; progress and the time left after each batch")
     speed = e["tokens"] / e["seconds"] if e["seconds"] > 0 else 0.0
-    line = (f"[{e.get('run', '?')}] eval  step {e['step']:>4}  {e['evaluation']}: {e['done']}/{e['total']} answers "
+    line = (f"[{e.get('run', '?')}] evaluating step {e['step']:>4}  {e['evaluation']}: {e['done']}/{e['total']} answers "
             f"generated in {format_duration(e['seconds'])} ({speed:.0f} tokens/s); "
             f"~{format_duration(e['left_s'])} more to generate the rest")
     if e["left_s"] >= 3600:
