@@ -45,6 +45,16 @@ def _specs(results_dir: Path, run: str) -> dict:
     return {}
 
 
+def _preset_spec(evaluation: str):
+    """A shipped preset's settings (an evaluation `dynamics evaluate` added is not in the run's config.yaml)."""
+    from dynamics.config import EvalConfig
+
+    try:
+        return EvalConfig(evals=[evaluation], judge={"kind": "api"}).evals[evaluation]
+    except Exception:  # noqa: BLE001  not a preset
+        return None
+
+
 def summary_table(results_dir: str | Path, runs: list[str] | None = None) -> str:
     """The closing summary of the runs under `results_dir` (all, or `runs`), as text."""
     from dynamics.tracking.store import load_metrics
@@ -83,9 +93,10 @@ def _run_table(results_dir: Path, run: str, df) -> str:
             v = values.get((step, full))
             if v is None:
                 cells.append("-")
-                if evaluation in specs:
+                spec = specs.get(evaluation) or _preset_spec(evaluation)
+                if spec is not None:
                     metrics = {m: x for (s, m), x in values.items() if s == step and m.startswith(evaluation + "/")}
-                    why = missing_reasons(specs[evaluation], evaluation, metrics).get(k)
+                    why = missing_reasons(spec, evaluation, metrics).get(k)
                     if why:
                         missing.setdefault((full, why), []).append(step)
                 continue

@@ -97,9 +97,11 @@ def missing_reasons(spec: Any, evaluation: str, metrics: dict) -> dict[str, str]
     elif family == "in_distribution":
         answers = _n(m, "n_answers")
         if "n_judged" in m and m.get("insecure_rate") is None:
-            out["insecure_rate"] = f"the judge said neither YES nor NO (0 of {answers} answers)"
+            out["insecure_rate"] = out["accuracy"] = f"the judge said neither YES nor NO (0 of {answers} answers)"
         if "static_n_judged" in m and m.get("static_insecure_rate") is None:
-            out["static_insecure_rate"] = f"no parseable Python (0 of {answers} answers)"
+            out["static_insecure_rate"] = out["static_accuracy"] = f"no parseable Python (0 of {answers} answers)"
+    elif family == "adapter" and "norm" in m and m.get("cos_prev") is None:
+        out["cos_prev"] = "no earlier non-zero update to compare with (the step-0 adapter is zero)"
     return out
 
 

@@ -31,7 +31,7 @@ def test_a_run_prints_the_plan_marked_lines_reasons_and_the_summary_table(tmp_pa
     data = tiny_config(tmp_path, train={"num_workers": 1, "gradient_accumulation_steps": 4},
                        eval={"evals": EVALS, "judge": {"kind": "local", "local_model": "self", "min_number_mass": 0}})
     path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
     cfg = ExperimentConfig.model_validate(data)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     env.pop("RAY_ADDRESS", None)
@@ -39,6 +39,7 @@ def test_a_run_prints_the_plan_marked_lines_reasons_and_the_summary_table(tmp_pa
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
     out = proc.stdout
     assert proc.returncode == 0, out
+    print(out)  # shown when an assertion below fails
     # before training: the planned work (checkpoints 0, 2, 4) and the estimate
     plan = out.index(f"[{cfg.run_id}] plan: 3 checkpoint(s) x [logprob: 8 log-prob items; adapter: no model calls")
     assert "main: 8 answers x <= 4 new tokens, 16 judge calls" in out
@@ -54,6 +55,10 @@ def test_a_run_prints_the_plan_marked_lines_reasons_and_the_summary_table(tmp_pa
     rows = [line.split() for line in table.splitlines()[4:7]]
     assert [r[0] for r in rows] == ["0", "2", "4"], table
     assert "- main/rate at steps 0, 2, 4: no coherent answers (0 of 8 rated coherent > 50)" in table
+    assert "- adapter/cos_prev at steps 0, 2: no earlier non-zero update" in table
+    # what CPU can measure first (config order), the weak judge's numbers last
+    assert table.splitlines()[2].split() == ["step", "mc", "norm", "cos_prev", "static_insecure_rate",
+                                              "rate", "insecure_rate", "accuracy"], table
     # the mark in the store at every checkpoint, and the same key in W&B
     df = MetricStore(cfg.experiment_dir).metrics(cfg.run_id)
     weak = df[df.metric == "main/judge_weak"]
