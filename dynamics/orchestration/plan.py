@@ -101,19 +101,24 @@ def stored_speeds(cfg: ExperimentConfig) -> dict:
     secs = df[df["metric"] == df["evaluation"] + "/eval_seconds"]
     seconds = {e: list(g["value"].dropna()) for e, g in secs.groupby("evaluation")}
     steps = {e: sorted(set(g["step"])) for e, g in secs.groupby("evaluation")}
-    per_token = None
     answers = df[df["metric"] == df["evaluation"] + "/n_answers"]
     listed = cfg.eval.evals
+    by_eval: dict[str, tuple[int, list[float], list[int]]] = {}  # evaluation -> (budget, s per token, steps)
     for (run, step, evaluation), g in answers.groupby(["run", "step", "evaluation"]):
         spec = listed.get(evaluation) or _stored_spec(cfg, run, evaluation)
         n, s = g["value"].iloc[0], secs[(secs["run"] == run) & (secs["step"] == step)
                                         & (secs["evaluation"] == evaluation)]["value"]
         if spec is None or not n or s.empty or not getattr(spec, "max_new_tokens", None):
             continue
-        budget = n * spec.max_new_tokens
-        if per_token is None or budget > per_token[2]:  # the largest: the least fixed cost per token
-            per_token = (float(s.iloc[0]) / budget, f"{evaluation} at step {step}", budget)
-    return {"seconds": seconds, "steps": steps, "per_token": per_token and per_token[:2]}
+        budget = int(n * spec.max_new_tokens)
+        _, rates, at = by_eval.setdefault(evaluation, (budget, [], []))
+        rates.append(float(s.iloc[0]) / budget)
+        at.append(int(step))
+    per_token = None
+    if by_eval:  # the largest sampled evaluation (the least fixed cost per token), its median over checkpoints
+        evaluation, (_, rates, at) = max(by_eval.items(), key=lambda kv: kv[1][0])
+        per_token = (median(rates), f"{evaluation} at {_steps_text(sorted(at))}")
+    return {"seconds": seconds, "steps": steps, "per_token": per_token}
 
 
 def _stored_spec(cfg: ExperimentConfig, run: str, evaluation: str):
