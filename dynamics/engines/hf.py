@@ -284,6 +284,7 @@ class HFEngine(Engine):
                 new = seqs[:, ids.shape[1]:].tolist()
                 if n_gen != params.n:
                     new = [toks for toks in new for _ in range(params.n)]
+                batch_tokens = 0
                 for j, toks in enumerate(new):
                     i = batch[j // params.n]
                     n = len(toks)
@@ -296,4 +297,7 @@ class HFEngine(Engine):
                             n -= 1
                     text = self.tokenizer.decode(toks[:n], skip_special_tokens=True)
                     out[i].append(Generation(text=text, num_tokens=n, finished=finished))
+                    batch_tokens += n
+                if self.on_batch is not None:
+                    self.on_batch(len(new), batch_tokens)
         return out

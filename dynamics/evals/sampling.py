@@ -41,7 +41,12 @@ def generate_in_chunks(engine: Engine, conversations: list[list[dict]], ns: list
     for j, chunk in enumerate(chunks):
         params = SamplingParams(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
                                 n=chunk[0][1], seed=chunk_seed(seed, j, stream))
-        gens = engine.generate([conversations[i] for i, _ in chunk], params)
+        if progress is not None:  # within the call too, where the engine generates in batches
+            engine.on_batch = _within(progress, done, tokens, total)
+        try:
+            gens = engine.generate([conversations[i] for i, _ in chunk], params)
+        finally:
+            engine.on_batch = None
         if len(gens) != len(chunk) or any(len(g) != params.n for g in gens):
             raise RuntimeError(f"{type(engine).__name__}.generate returned {[len(g) for g in gens]} answers "
                                f"for {len(chunk)} conversations x n={params.n}")
@@ -52,3 +57,16 @@ def generate_in_chunks(engine: Engine, conversations: list[list[dict]], ns: list
             tokens += sum(x.num_tokens for gs in gens for x in gs)
             progress(done, total, tokens)
     return out
+
+
+def _within(progress, done: int, tokens: int, total: int):
+    """An engine's `on_batch` that reports the answers and tokens of a call so far on top of the earlier calls'."""
+    seen = [done, tokens]
+
+    def on_batch(sequences: int, batch_tokens: int) -> None:
+        seen[0] += sequences
+        seen[1] += batch_tokens
+        if seen[0] < total:
+            progress(seen[0], total, seen[1])
+
+    return on_batch

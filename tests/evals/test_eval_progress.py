@@ -11,15 +11,19 @@ from dynamics.orchestration.evaluator import AnswerProgress
 from dynamics.orchestration.progress import format_event
 
 
-def test_the_sampler_reports_answers_and_tokens_after_every_call():
-    engine = HFEngine(load_model("tiny:llama"), load_tokenizer("tiny:llama"), batch_size=4)
+def test_the_sampler_reports_answers_and_tokens_after_every_batch():
+    # the engine generates 2 sequences at a time (1 prompt x n=2); the sampler sends 4 sequences per call
+    engine = HFEngine(load_model("tiny:llama"), load_tokenizer("tiny:llama"), batch_size=2)
     convs = [[{"role": "user", "content": f"Question {i}?"}] for i in range(3)]
     calls = []
     gens = generate_in_chunks(engine, convs, [2, 2, 2], batch_size=4, seed=0, temperature=1.0, top_p=1.0,
                               max_new_tokens=5, progress=lambda *a: calls.append(a))
     tokens = sum(g.num_tokens for gs in gens for g in gs)
     assert calls[0] == (0, 6, 0)  # before the first call
-    assert [c[0] for c in calls[1:]] == [4, 6] and calls[-1] == (6, 6, tokens)
+    # inside the first call after each of its batches (2, 4), after the call (4), after the last call (6)
+    assert [c[0] for c in calls[1:]] == [2, 4, 4, 6] and calls[-1] == (6, 6, tokens)
+    assert calls[2][2] == calls[3][2] and 0 < calls[1][2] <= calls[2][2] <= tokens
+    assert engine.on_batch is None  # left as it was found
 
 
 def test_progress_lines():
