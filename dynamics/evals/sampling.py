@@ -25,7 +25,8 @@ def generate_in_chunks(engine: Engine, conversations: list[list[dict]], ns: list
     batch_size; consecutive pieces with the same n share a call. Call j is seeded chunk_seed(seed, j, stream)
     (each family its own stream, so two families never replay one random stream). `progress`, if given, is
     called before the first call and after every call with (answers generated, answers in all, tokens
-    generated so far)."""
+    generated so far), and while an engine decodes with a fourth argument, (sequences decoding, tokens
+    decoded so far in their batch, max_new_tokens)."""
     pieces = [(i, min(batch_size, n - start)) for i, n in enumerate(ns) for start in range(0, n, batch_size)]
     chunks: list[list[tuple[int, int]]] = []
     for i, n in pieces:
@@ -41,12 +42,13 @@ def generate_in_chunks(engine: Engine, conversations: list[list[dict]], ns: list
     for j, chunk in enumerate(chunks):
         params = SamplingParams(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
                                 n=chunk[0][1], seed=chunk_seed(seed, j, stream))
-        if progress is not None:  # within the call too, where the engine generates in batches
-            engine.on_batch = _within(progress, done, tokens, total)
+        if progress is not None:  # within the call too: after each of the engine's batches, while decoding
+            engine.on_batch, engine.on_decode = _within(progress, done, tokens, total)
         try:
             gens = engine.generate([conversations[i] for i, _ in chunk], params)
         finally:
-            engine.on_batch = None
+            if progress is not None:
+                engine.on_batch = engine.on_decode = None
         if len(gens) != len(chunk) or any(len(g) != params.n for g in gens):
             raise RuntimeError(f"{type(engine).__name__}.generate returned {[len(g) for g in gens]} answers "
                                f"for {len(chunk)} conversations x n={params.n}")
@@ -60,7 +62,8 @@ def generate_in_chunks(engine: Engine, conversations: list[list[dict]], ns: list
 
 
 def _within(progress, done: int, tokens: int, total: int):
-    """An engine's `on_batch` that reports the answers and tokens of a call so far on top of the earlier calls'."""
+    """An engine's `on_batch` and `on_decode` for one call: the answers and tokens of the call so far on top
+    of the earlier calls', and (sequences, tokens decoded, max_new_tokens) of the batch being decoded."""
     seen = [done, tokens]
 
     def on_batch(sequences: int, batch_tokens: int) -> None:
@@ -69,4 +72,7 @@ def _within(progress, done: int, tokens: int, total: int):
         if seen[0] < total:
             progress(seen[0], total, seen[1])
 
-    return on_batch
+    def on_decode(rows: int, decoded: int, max_new_tokens: int) -> None:
+        progress(seen[0], total, seen[1], (rows, decoded, max_new_tokens))
+
+    return on_batch, on_decode

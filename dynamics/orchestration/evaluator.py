@@ -175,11 +175,11 @@ class AnswerProgress:
         self.last: float | None = None
         self.tokens = 0
 
-    def __call__(self, done: int, total: int, tokens: int) -> None:
+    def __call__(self, done: int, total: int, tokens: int, decoding: tuple[int, int, int] | None = None) -> None:
         now = time.perf_counter()
         self.tokens = tokens
         elapsed = now - self.t0
-        if done == 0:  # before the first batch: a big evaluation says what it is about to do
+        if done == 0 and decoding is None:  # before the first batch: a big evaluation says what it will do
             if total >= PROGRESS_MIN_ANSWERS:
                 self._send({"type": "eval_progress", "done": 0, "total": total, "tokens": 0, "seconds": 0.0,
                             "left_s": None})
@@ -187,9 +187,14 @@ class AnswerProgress:
         due = (elapsed >= self.first_after_s) if self.last is None else (now - self.last >= self.every_s)
         if done >= total or not due:
             return
+        # answers done so far, counting the batch being decoded by its share of max_new_tokens (answers that
+        # stop early make the time left an upper bound)
+        part = done + (decoding[0] * min(decoding[1], decoding[2]) / decoding[2] if decoding else 0)
+        if part <= 0:
+            return
         self.last = now
         self._send({"type": "eval_progress", "done": done, "total": total, "tokens": tokens, "seconds": elapsed,
-                    "left_s": elapsed / done * (total - done)})
+                    "left_s": elapsed / part * (total - part), "decoding": list(decoding) if decoding else None})
 
     def _send(self, event: dict) -> None:
         t = find_actor(self.tracker)

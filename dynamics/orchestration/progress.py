@@ -54,11 +54,14 @@ def format_progress(e: dict) -> str:
     """Progress inside a long evaluation: answers generated of the total, the measured speed, time left."""
     if e["left_s"] is None:
         return (f"[{e.get('run', '?')}] evaluating step {e['step']:>4}  {e['evaluation']}: generating {e['total']} "
-                "answers; progress and the time left after each batch")
-    speed = e["tokens"] / e["seconds"] if e["seconds"] > 0 else 0.0
+                "answers; progress and the time left every 30 s")
+    decoding = e.get("decoding")
+    tokens = e["tokens"] + (decoding[0] * decoding[1] if decoding else 0)  # decoded ones: an upper bound
+    speed = tokens / e["seconds"] if e["seconds"] > 0 else 0.0
+    now = f", {decoding[0]} more at token {decoding[1]} of <= {decoding[2]}," if decoding else ""
     line = (f"[{e.get('run', '?')}] evaluating step {e['step']:>4}  {e['evaluation']}: {e['done']}/{e['total']} answers "
-            f"generated in {format_duration(e['seconds'])} ({speed:.0f} tokens/s); "
-            f"~{format_duration(e['left_s'])} more to generate the rest")
+            f"generated{now} in {format_duration(e['seconds'])} ({speed:.0f} tokens/s); "
+            f"~{format_duration(e['left_s'])} more to generate the rest" + (" (at most)" if decoding else ""))
     if e["left_s"] >= 3600:
         line += ", then judging: HOURS on this device"
     return line
