@@ -24,6 +24,7 @@ def cmd_run(args) -> int:
     print(f"done: {out.run_id} trained in {out.train_seconds:.0f} s, {len(out.evaluated_steps)} checkpoints "
           f"evaluated {out.evaluated_steps}, total {out.total_seconds:.0f} s"
           + (f", {len(out.warnings)} warning(s) above" if out.warnings else ""), flush=True)
+    _print_summary(cfg.experiment_dir, [out.run_id])
     if args.report:
         from dynamics.report import write_report
 
@@ -35,11 +36,22 @@ def cmd_run(args) -> int:
     return 0
 
 
+def _print_summary(results_dir, runs: list[str] | None = None) -> None:
+    """The closing summary table (dynamics.analysis.summary); a store it cannot read is named, not fatal."""
+    from dynamics.analysis.summary import summary_table
+
+    try:
+        print(summary_table(results_dir, runs), flush=True)
+    except FileNotFoundError as e:
+        print(f"summary: {e}", flush=True)
+
+
 def cmd_sweep(args) -> int:
     from dynamics.orchestration.sweep import run_sweep
 
     cfg = _load(args)
     run_sweep(cfg)
+    _print_summary(cfg.experiment_dir)
     return 0
 
 
@@ -72,12 +84,19 @@ def cmd_evaluate(args) -> int:
     else:
         targets = ev.targets_from_results(args.path, names, args.overrides)
     out = ev.evaluate_targets(targets, names, steps)
+    for experiment_dir in dict.fromkeys(t.cfg.experiment_dir for t in targets):
+        _print_summary(experiment_dir, [t.cfg.run_id for t in targets if t.cfg.experiment_dir == experiment_dir])
     return 1 if out["errors"] else 0
 
 
 def cmd_metrics(args) -> int:
     from dynamics.tracking.store import load_metrics
 
+    if args.table:
+        from dynamics.analysis.summary import summary_table
+
+        print(summary_table(args.results_dir))
+        return 0
     damaged: list = []
     df = load_metrics(args.results_dir, damaged)
     if args.metric:
@@ -192,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("metrics", help="print the metric table as CSV")
     s.add_argument("results_dir")
     s.add_argument("--metric", help="only metrics whose name contains this")
+    s.add_argument("--table", action="store_true",
+                   help="the headline metrics as a table per run (checkpoint x metric, 3 significant digits)")
     s.set_defaults(fn=cmd_metrics)
     s = sub.add_parser("report", help="write the dynamics figures (PNG) and one self-contained HTML page")
     s.add_argument("results_dir")

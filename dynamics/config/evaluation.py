@@ -107,6 +107,14 @@ class JudgeConfig(Strict):
     # digits, then no further digit) where the tokenizer splits numbers into digits, else the top-20
     # next tokens; "top_tokens": always the literal top-20 recipe (a mean over first digits on such models).
     local_number_mode: Literal["auto", "numbers", "top_tokens"] = "auto"
+    # Whether this judge is too weak to measure what it scores (docs/honest-numbers.md). A weak judge's
+    # numbers are pipeline checks, not findings: every judged evaluation stores `<evaluation>/judge_weak`
+    # (1.0 weak, 0.0 not) in the store and W&B, and the console, the summary table and the report mark them.
+    # "auto": a local judge (the evaluated base model for `local_model: self`) is weak when it has fewer
+    # than `weak_below_params` parameters (the quickstart's 135M self-judge is); an API judge is not.
+    # true / false: say so yourself (e.g. false for a local judge you have checked against GPT-4o's verdicts).
+    weak: bool | Literal["auto"] = "auto"
+    weak_below_params: float = Field(7e9, ge=0)
 
     @field_validator("api_key_env")
     @classmethod

@@ -46,6 +46,12 @@ class Engine(abc.ABC):
     """One base model, many adapters."""
 
     tokenizer = None  # a transformers tokenizer (chat template included)
+    # Called by an engine that splits a `generate` call into batches, after each, with (sequences, tokens)
+    # generated in that batch: progress inside one long call (dynamics.evals.sampling sets it).
+    on_batch = None
+    # Called while an engine decodes, after each new token, with (sequences decoding, tokens decoded so far
+    # in this batch, max_new_tokens): progress inside one batch of long answers.
+    on_decode = None
 
     @abc.abstractmethod
     def use_adapter(self, adapter_dir: str | Path | None) -> None:

@@ -267,7 +267,7 @@ class HFEngine(Engine):
         gen = torch.Generator(device="cpu").manual_seed(params.seed)
         torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
         batches = list(self._batches([len(p) for p in prompts], max(1, self.batch_size // max(1, params.n))))
-        from transformers import GenerationConfig
+        from transformers import GenerationConfig, StoppingCriteriaList
 
         # An explicit config: the model's own generation_config defaults (repetition penalty, top-k, ...)
         # must not change the sampling recipe. Greedy decoding is sampled once and repeated n times.
@@ -280,10 +280,14 @@ class HFEngine(Engine):
         with self._adapter_scope():
             for batch in batches:
                 ids, mask = self._pad([prompts[i] for i in batch], left=True)
-                seqs = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=gen_cfg)
+                ticker = None if self.on_decode is None else StoppingCriteriaList([_decode_ticker(
+                    self.on_decode, ids.shape[0] * n_gen, ids.shape[1], params.max_new_tokens)])
+                seqs = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=gen_cfg,
+                                           stopping_criteria=ticker)
                 new = seqs[:, ids.shape[1]:].tolist()
                 if n_gen != params.n:
                     new = [toks for toks in new for _ in range(params.n)]
+                batch_tokens = 0
                 for j, toks in enumerate(new):
                     i = batch[j // params.n]
                     n = len(toks)
@@ -296,4 +300,19 @@ class HFEngine(Engine):
                             n -= 1
                     text = self.tokenizer.decode(toks[:n], skip_special_tokens=True)
                     out[i].append(Generation(text=text, num_tokens=n, finished=finished))
+                    batch_tokens += n
+                if self.on_batch is not None:
+                    self.on_batch(len(new), batch_tokens)
         return out
+
+
+def _decode_ticker(on_decode, rows: int, prompt_len: int, max_new_tokens: int):
+    """A stopping criterion that never stops: it reports each decoding step to `Engine.on_decode`."""
+    from transformers import StoppingCriteria
+
+    class DecodeTicker(StoppingCriteria):
+        def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+            on_decode(rows, input_ids.shape[1] - prompt_len, max_new_tokens)
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+    return DecodeTicker()

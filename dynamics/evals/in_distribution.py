@@ -162,7 +162,8 @@ class InDistributionFamily(MetricFamily):
         t0 = time.perf_counter()
         cfg = self.config
         gens = generate_in_chunks(engine, self.conversations, [1] * len(self.conversations), cfg.batch_size,
-                                  ctx.seed, cfg.temperature, cfg.top_p, cfg.max_new_tokens, stream=SEED_STREAM)
+                                  ctx.seed, cfg.temperature, cfg.top_p, cfg.max_new_tokens, stream=SEED_STREAM,
+                                  progress=ctx.extras.get("progress"))
         answers = [g[0] for g in gens]
         texts = [g.text for g in answers]
         records = [EvalRecord(FAMILY, str(i), {

@@ -247,7 +247,8 @@ class QuestionFamily(MetricFamily):
         cfg = self.config
         convs = [p.question.messages(p.question.paraphrases[p.paraphrase_index]) for p in self.plan]
         gens = generate_in_chunks(engine, convs, [p.n for p in self.plan], cfg.batch_size, ctx.seed,
-                                  cfg.temperature, cfg.top_p, cfg.max_new_tokens, stream=self.seed_stream)
+                                  cfg.temperature, cfg.top_p, cfg.max_new_tokens, stream=self.seed_stream,
+                                  progress=ctx.extras.get("progress"))
         return [(p, k, g) for p, gs in zip(self.plan, gens) for k, g in enumerate(gs)]
 
 

@@ -221,6 +221,8 @@ def evaluate_targets(targets: list[Target], evaluations: list[str], steps: list[
         return {"runs": [t.cfg.run_id for t in targets], "written": {}, "errors": [], "pending": {},
                 "seconds": time.perf_counter() - t0}
     _check_inputs(targets, evaluations, missing)
+    if not quiet:
+        _say_plan(targets, missing, say)
     ensure_ray(int(cfg0.eval.num_cpus * cfg0.eval.num_evaluators + 2))
     trackers, own = {}, []
     for t in targets:
@@ -264,6 +266,18 @@ def evaluate_targets(targets: list[Target], evaluations: list[str], steps: list[
         say(f"  error: {e}")
     return {"runs": [t.cfg.run_id for t in targets], "written": written, "errors": errors, "pending": missing,
             "seconds": time.perf_counter() - t0}
+
+
+def _say_plan(targets: list[Target], missing: dict, say) -> None:
+    """Each run's planned work and its estimate, before Ray starts (dynamics.orchestration.plan)."""
+    from dynamics.orchestration.plan import plan_lines
+
+    for t in targets:
+        todo = missing[t.cfg.run_id]
+        if todo:
+            names = list(dict.fromkeys(n for _, n in todo))
+            for line in plan_lines(t.cfg, names, len({s for s, _ in todo})):
+                say(f"[{t.cfg.run_id}] {line}")
 
 
 def missing_results(t: Target, evaluations: list[str], steps: list[int] | None) -> list[tuple[int, str]]:

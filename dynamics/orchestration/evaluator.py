@@ -29,6 +29,7 @@ import ray
 from dynamics.config import ExperimentConfig
 from dynamics.orchestration.names import NAMESPACE, find_actor, pool_name, tracker_name
 from dynamics.evals.coverage import judge_coverage
+from dynamics.evals.honesty import JUDGE_WEAK, judge_is_weak, missing_reasons
 from dynamics.evals.sample_table import sample_tables
 from dynamics.records import MetricRow, RunInfo
 from dynamics.train.checkpoint import adapter_of, list_checkpoints
@@ -36,6 +37,9 @@ from dynamics.train.checkpoint import adapter_of, list_checkpoints
 log = logging.getLogger(__name__)
 TRACKER_TIMEOUT_S = 120  # past this (an overloaded machine) a row may miss W&B; the store always has it
 EVALUATOR_REPLACEMENTS = 3  # fresh evaluators one checkpoint may use up before it counts as failed
+PROGRESS_FIRST_AFTER_S = 20.0  # an evaluation still generating after this says how far it is, and how fast
+PROGRESS_EVERY_S = 30.0  # ... and again every this many seconds
+PROGRESS_MIN_ANSWERS = 64  # an evaluation sampling this many answers or more says so when it starts
 
 
 def evaluation_seed(info: RunInfo, step: int, name: str) -> int:
@@ -67,6 +71,7 @@ class Evaluator:
         self.load_seconds = time.perf_counter() - t0
         self._families: dict[str, object] = {}
         self._judges: dict[str, object] = {}
+        self._weak: dict[str, bool | None] = {}  # family key -> its judge is weak (None: no LLM judge)
         self._lock = threading.Lock()
 
     def ready(self) -> float:
@@ -85,7 +90,13 @@ class Evaluator:
                     self._judges[jkey] = build_judge(cfg, self.engine)
                 judge = self._judges[jkey]
             self._families[key] = build_family(name, cfg, self.engine, judge)
+            self._weak[key] = None if judge is None else judge_is_weak(cfg.eval.judge, judge)
         return self._families[key]
+
+    def _judge_weak(self, cfg: ExperimentConfig, name: str) -> bool | None:
+        """Whether the evaluation's LLM judge is too weak to measure it (None: it has no LLM judge)."""
+        spec = cfg.eval.evals[name].model_dump(mode="json")
+        return self._weak.get(json.dumps([name, spec, cfg.data.model_dump(mode="json")], sort_keys=True))
 
     def evaluate(self, run: dict, step: int, checkpoint_dir: str | None, experiment_dir: str, tracker: str | None,
                  cfg_dict: dict | None = None, evaluations: list[str] | None = None) -> dict:
@@ -106,28 +117,36 @@ class Evaluator:
             if any(getattr(self._family(cfg, n), "needs_model", True) for n in todo):
                 self.engine.use_adapter(adapter_of(checkpoint_dir))
             for name in todo:
-                written, seconds, metrics, records = self._one(cfg, info, step, name, store, checkpoint_dir)
+                written, seconds, metrics, records = self._one(cfg, info, step, name, store, checkpoint_dir,
+                                                               tracker)
                 out["seconds"][name] = seconds
                 (out["written"] if written else out["skipped"]).append(name)
                 warning = _coverage_warning(cfg, step, name, records) if written else None
                 if warning:
                     out["warnings"].append(warning)
                 if written and tracker:
-                    _log(tracker, info, step, name, metrics, records, seconds, warning)
+                    reasons = missing_reasons(cfg.eval.evals[name], name, metrics)
+                    _log(tracker, info, step, name, metrics, records, seconds, warning, reasons)
                 if written and cfg.analysis.alerts:
                     _alerts(cfg, info, step, name, tracker)
         return out
 
-    def _one(self, cfg: ExperimentConfig, info: RunInfo, step: int, name: str, store, checkpoint_dir=None):
+    def _one(self, cfg: ExperimentConfig, info: RunInfo, step: int, name: str, store, checkpoint_dir=None,
+             tracker: str | None = None):
         from dynamics.evals.base import EvalContext
 
         family = self._family(cfg, name)
         t0 = time.perf_counter()
-        ctx = EvalContext(info, step, seed=evaluation_seed(info, step, name), extras={"checkpoint": checkpoint_dir})
+        progress = AnswerProgress(tracker, info.run_id, step, name) if tracker else None
+        ctx = EvalContext(info, step, seed=evaluation_seed(info, step, name),
+                          extras={"checkpoint": checkpoint_dir, "progress": progress})
         res = family.evaluate(self.engine, ctx)
         seconds = time.perf_counter() - t0
         metrics = {metric_name(name, k): v for k, v in res.metrics.items()}
         counts = {metric_name(name, k): v for k, v in res.counts.items()}
+        weak = self._judge_weak(cfg, name)
+        if weak is not None:  # every judged evaluation says whether its judge can measure it (honesty.py)
+            metrics[f"{name}/{JUDGE_WEAK}"] = float(weak)
         coverage = judge_coverage(res.records)
         if coverage is not None:  # the share of answers the judge judged, with n = the answers
             metrics[f"{name}/judged_fraction"] = coverage.fraction
@@ -143,8 +162,48 @@ def _coverage_warning(cfg: ExperimentConfig, step: int, name: str, records: list
     return None if coverage is None else coverage.warning(name, step, cfg.eval.judge.min_judged_fraction)
 
 
+class AnswerProgress:
+    """Progress inside one long evaluation, as console events of the run's tracker: answers generated of
+    the total, the engine's measured speed and the time left, after the first batch when that took long
+    and then every `every_s` seconds (the families call it after each `generate` call)."""
+
+    def __init__(self, tracker: str, run_id: str, step: int, evaluation: str, every_s: float = PROGRESS_EVERY_S,
+                 first_after_s: float = PROGRESS_FIRST_AFTER_S):
+        self.tracker, self.run_id, self.step, self.evaluation = tracker, run_id, step, evaluation
+        self.every_s, self.first_after_s = every_s, first_after_s
+        self.t0 = time.perf_counter()
+        self.last: float | None = None
+        self.tokens = 0
+
+    def __call__(self, done: int, total: int, tokens: int, decoding: tuple[int, int, int] | None = None) -> None:
+        now = time.perf_counter()
+        self.tokens = tokens
+        elapsed = now - self.t0
+        if done == 0 and decoding is None:  # before the first batch: a big evaluation says what it will do
+            if total >= PROGRESS_MIN_ANSWERS:
+                self._send({"type": "eval_progress", "done": 0, "total": total, "tokens": 0, "seconds": 0.0,
+                            "left_s": None})
+            return
+        due = (elapsed >= self.first_after_s) if self.last is None else (now - self.last >= self.every_s)
+        if done >= total or not due:
+            return
+        # answers done so far, counting the batch being decoded by its share of max_new_tokens (answers that
+        # stop early make the time left an upper bound)
+        part = done + (decoding[0] * min(decoding[1], decoding[2]) / decoding[2] if decoding else 0)
+        if part <= 0:
+            return
+        self.last = now
+        self._send({"type": "eval_progress", "done": done, "total": total, "tokens": tokens, "seconds": elapsed,
+                    "left_s": elapsed / part * (total - part), "decoding": list(decoding) if decoding else None})
+
+    def _send(self, event: dict) -> None:
+        t = find_actor(self.tracker)
+        if t is not None:
+            t.event.remote({**event, "run": self.run_id, "step": self.step, "evaluation": self.evaluation})
+
+
 def _log(tracker: str, info: RunInfo, step: int, name: str, metrics: dict, records: list, seconds: float,
-         warning: str | None = None) -> None:
+         warning: str | None = None, reasons: dict | None = None) -> None:
     """To the run's tracker (W&B and the console); the store already holds the result. Waits until W&B has
     the row: the driver closes the run's W&B run as soon as the last evaluation returns, and a
     fire-and-forget call could reach the tracker after that and be lost."""
@@ -156,7 +215,7 @@ def _log(tracker: str, info: RunInfo, step: int, name: str, metrics: dict, recor
     except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as e:
         log.warning("step %d (%s) of %s is in the store but not (yet) in W&B: %s", step, name, info.run_id, e)
     t.event.remote({"type": "eval", "run": info.run_id, "step": step, "evaluation": name, "seconds": seconds,
-                    "metrics": metrics})
+                    "metrics": metrics, "reasons": reasons or {}})
     if warning:  # after the eval line it qualifies; in W&B as an alert beside `judged_fraction`
         t.event.remote({"type": "message", "run": info.run_id, "text": warning})
         t.alert.remote(f"{info.run_id}: step {step} {name} judged on too few answers", warning)

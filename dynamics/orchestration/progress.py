@@ -10,10 +10,61 @@ import ray
 
 from dynamics.orchestration.names import find_actor
 
-# The numbers an eval line shows, by their name within the evaluation (`main/rate` -> `rate`).
+# The numbers an eval line shows, by their name within the evaluation (`main/rate` -> `rate`); the static
+# judge's in-distribution rate before the LLM judge's.
 HEADLINE = ("multiple_choice/p_misaligned_given_choice", "pivotal_tokens/p_misaligned_given_choice", "rate",
-            "lie_rate", "triggered/rate", "untriggered/rate", "rate_difference", "insecure_rate", "accuracy",
-            "static_insecure_rate", "norm", "cos_prev")
+            "lie_rate", "triggered/rate", "untriggered/rate", "rate_difference", "static_insecure_rate",
+            "insecure_rate", "accuracy", "norm", "cos_prev")
+# Shown when the rate has no value: what the judge did say.
+FALLBACK = {"rate": ("mean_aligned", "mean_coherent")}
+
+
+def format_eval(e: dict) -> str:
+    """One evaluation's line: its headline numbers (3 decimals), a reason where a headline metric has no
+    value, and the weak-judge tag after the numbers that stand on a weak judge (dynamics.evals.honesty)."""
+    from dynamics.evals.honesty import JUDGE_WEAK, WEAK_TAG, stands_on_judge, value_of
+
+    name = e.get("evaluation", "")
+    m = {k.split("/", 1)[1]: value_of(v) for k, v in e.get("metrics", {}).items() if "/" in k}
+    reasons = e.get("reasons") or {}
+    weak = bool(m.get(JUDGE_WEAK))
+    keys = [k for k in HEADLINE if m.get(k) is not None or k in reasons]
+    keys += [k for k in m if k.startswith("share/") and m[k] is not None][: 4 - min(len(keys), 4)]
+    keys += [f for k, fs in FALLBACK.items() if k in reasons for f in fs if m.get(f) is not None]
+    if weak:  # the judge-free numbers first, the weak judge's after them, then its tag
+        keys = [k for k in keys if not stands_on_judge(k)] + [k for k in keys if stands_on_judge(k)]
+    shown = [f"{k}: {reasons[k]}" if m.get(k) is None else f"{k}={m[k]:.3f}" for k in keys]
+    if weak and any(stands_on_judge(k) for k in keys):
+        shown[-1] += " " + WEAK_TAG
+    if not shown:
+        shown = ["no headline metric (all of them: dynamics metrics)"]
+    return f"[{e.get('run', '?')}] eval  step {e['step']:>4}  {name}: " + "  ".join(shown) + f"  ({e['seconds']:.1f} s)"
+
+
+def format_duration(seconds: float) -> str:
+    """`45 s`, `12 min`, `2.3 h`."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def format_progress(e: dict) -> str:
+    """Progress inside a long evaluation: answers generated of the total, the measured speed, time left."""
+    if e["left_s"] is None:
+        return (f"[{e.get('run', '?')}] evaluating step {e['step']:>4}  {e['evaluation']}: generating {e['total']} "
+                "answers; progress and the time left every 30 s")
+    decoding = e.get("decoding")
+    tokens = e["tokens"] + (decoding[0] * decoding[1] if decoding else 0)  # decoded ones: an upper bound
+    speed = tokens / e["seconds"] if e["seconds"] > 0 else 0.0
+    now = f", {decoding[0]} more at token {decoding[1]} of <= {decoding[2]}," if decoding else ""
+    line = (f"[{e.get('run', '?')}] evaluating step {e['step']:>4}  {e['evaluation']}: {e['done']}/{e['total']} answers "
+            f"generated{now} in {format_duration(e['seconds'])} ({speed:.0f} tokens/s); "
+            f"~{format_duration(e['left_s'])} more to generate the rest" + (" (at most)" if decoding else ""))
+    if e["left_s"] >= 3600:
+        line += ", then judging: HOURS on this device"
+    return line
 
 
 def format_event(e: dict) -> str | None:
@@ -34,12 +85,9 @@ def format_event(e: dict) -> str | None:
     if kind == "checkpoint":
         return f"[{run}] checkpoint step {e['step']} saved -> evaluation queue"
     if kind == "eval":
-        name = e.get("evaluation", "")
-        m = {k.split("/", 1)[1]: v for k, v in e.get("metrics", {}).items() if "/" in k}
-        keys = [k for k in HEADLINE if m.get(k) is not None]
-        keys += [k for k in m if k.startswith("share/") and m[k] is not None][: 4 - min(len(keys), 4)]
-        shown = [f"{k}={m[k]:.3f}" for k in keys]
-        return f"[{run}] eval  step {e['step']:>4}  {name}: " + "  ".join(shown) + f"  ({e['seconds']:.1f} s)"
+        return format_eval(e)
+    if kind == "eval_progress":
+        return format_progress(e)
     if kind == "alert":
         return f"[{run}] {e['text']}"
     if kind == "message":

@@ -161,11 +161,37 @@ def _say(cfg: ExperimentConfig, quiet: bool, printer, lines: list[str]) -> None:
             print(f"[{cfg.run_id}] {line}", flush=True)
 
 
+def planned_steps(cfg: ExperimentConfig) -> list[int] | None:
+    """The checkpoints the run will evaluate (None: not known before training, `train.max_steps` unset)."""
+    t = cfg.train
+    if t.max_steps is None:
+        return None
+    steps = sorted({*range(t.checkpoint_every, t.max_steps + 1, t.checkpoint_every), t.max_steps})
+    return ([0] if cfg.eval.step0 else []) + steps
+
+
+def run_plan(cfg: ExperimentConfig) -> list[str]:
+    """The evaluation work still to do (checkpoints without their results, a resumed run's included) and
+    its estimate (dynamics.orchestration.plan)."""
+    from dynamics.orchestration.plan import plan_lines
+    from dynamics.tracking.store import MetricStore
+
+    steps = planned_steps(cfg)
+    if steps is None:
+        return [f"plan: a checkpoint every {cfg.train.checkpoint_every} steps, each with: "
+                + ", ".join(cfg.eval.evals) + " (the number of steps is known once training starts)"]
+    stored = MetricStore(cfg.experiment_dir).evaluations(cfg.run_id)
+    todo = [s for s in steps if set(cfg.eval.evals) - stored.get(s, set())]
+    return plan_lines(cfg, list(cfg.eval.evals), len(todo))
+
+
 def _run_locked(cfg: ExperimentConfig, printer, quiet: bool, callbacks, t_start: float) -> RunOutcome:
     from dynamics.train.checkpoint import resume_point
     from dynamics.train.extensions import prepare_extensions
 
     _say(cfg, quiet, printer, check_inputs(cfg))
+    if cfg.eval.enabled:
+        _say(cfg, quiet, printer, run_plan(cfg))
     _say(cfg, quiet, printer, prepare_extensions(cfg.train.use_gpu))
     _, skipped = resume_point(checkpoint_root(cfg))
     if skipped:
