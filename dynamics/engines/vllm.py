@@ -281,6 +281,12 @@ def merged_weights(adapter_dir: str | Path, base: BaseWeights) -> dict:
     from dynamics.evals.adapter_math import AdapterFactors
 
     cfg = read_adapter_config(adapter_dir)
+    extra = {k: cfg.get(k) for k in ("modules_to_save", "use_dora") if cfg.get(k)}
+    if cfg.get("bias", "none") != "none":
+        extra["bias"] = cfg["bias"]
+    if extra:
+        raise ValueError(f"{adapter_dir}: {extra}: only plain LoRA updates (B @ A) are merged into vLLM's weights; "
+                         "evaluate this adapter with eval.engine: transformers")
     if cfg.get("fan_in_fan_out"):
         raise ValueError(f"{adapter_dir}: fan_in_fan_out adapters (GPT-2 style Conv1D layers) cannot be merged "
                          "into vLLM's weights; set eval.vllm.lora: lora")

@@ -95,3 +95,56 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+# ---- merged adapters: the weights loaded into vLLM in place --------------------------------------------
+
+def test_packed_layers_are_reloaded_whole():
+    from dynamics.engines.vllm import base_weight_name, whole_layers
+
+    assert base_weight_name("base_model.model.model.layers.3.self_attn.q_proj") == "model.layers.3.self_attn.q_proj.weight"
+    have = {f"model.layers.0.{m}.weight" for m in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                                     "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")}
+    got = whole_layers({"model.layers.0.self_attn.v_proj.weight", "model.layers.0.mlp.up_proj.weight"}, have)
+    assert got == have - {"model.layers.0.self_attn.o_proj.weight", "model.layers.0.mlp.down_proj.weight"}
+    assert whole_layers({"model.layers.0.self_attn.o_proj.weight"}, have) == {"model.layers.0.self_attn.o_proj.weight"}
+
+
+def test_merged_weights_are_peft_merge(tmp_path):
+    """W + scale * B A per adapted layer equals peft's own merge (merge_and_unload), rsLoRA included."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from dynamics.engines.vllm import BaseWeights, merged_weights
+    from dynamics.models import load_model, resolve_model
+
+    model = load_model("tiny:llama")
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, use_rslora=True, lora_dropout=0.0,
+                                                  target_modules=["q_proj", "v_proj", "down_proj"]))
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_" in name:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
+    peft_model.save_pretrained(tmp_path / "a")
+    reference = peft_model.merge_and_unload().state_dict()
+    merged = merged_weights(tmp_path / "a", BaseWeights(resolve_model("tiny:llama"), torch.float32))
+    assert len(merged) == 2 * 3  # 2 layers x 3 modules
+    for name, w in merged.items():
+        assert torch.allclose(w, reference[name], atol=1e-6), name
+        assert (w - BaseWeights(resolve_model("tiny:llama"), torch.float32).get(name)).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("extra", [{"modules_to_save": ["score"]}, {"bias": "lora_only"}, {"use_dora": True}])
+def test_merged_weights_refuse_what_is_not_b_times_a(tmp_path, extra):
+    import json as _json
+
+    import torch
+
+    from dynamics.engines.vllm import BaseWeights, merged_weights
+    from dynamics.models import resolve_model
+
+    (tmp_path / "adapter_config.json").write_text(_json.dumps({"r": 4, "lora_alpha": 8, "target_modules": ["q_proj"],
+                                                              **extra}))
+    with pytest.raises(ValueError, match="only plain LoRA updates"):
+        merged_weights(tmp_path, BaseWeights(resolve_model("tiny:llama"), torch.float32))
