@@ -136,8 +136,8 @@ def score_vllm(args, flat, adapter_dir: Path, judge_prompts: list[str] = ()) -> 
     engine = VLLMEngine.load(args.model, dtype=args.dtype, cache_dir=args.cache_dir, max_lora_rank=args.lora_r,
                              gpu_memory_utilization=args.gpu_memory_utilization, max_model_len=args.max_model_len,
                              seed=args.seed, enforce_eager=args.enforce_eager or None, device=args.device,
-                             threads=args.threads, kv_cache_gib=args.kv_cache_gib)
-    out = {"load_s": time.perf_counter() - t0}
+                             threads=args.threads, kv_cache_gib=args.kv_cache_gib, lora=args.vllm_lora)
+    out = {"load_s": time.perf_counter() - t0, "lora": engine.lora}
     reqs = [r for _, _, r in flat]
     t0 = time.perf_counter()
     out["base"] = engine.score(reqs)
@@ -159,9 +159,9 @@ def answers_and_judge_prompts(engine, data_dir: Path, max_new_tokens: int) -> li
     question (its first paraphrase)."""
     from dynamics.data.registry import resolve
     from dynamics.engines.base import SamplingParams
-    from dynamics.evals.questions import load_questions
+    from dynamics.evals.questions import MAIN_QUESTION_IDS, load_questions
 
-    questions = [q for q in load_questions(resolve("first_plot_questions", data_dir)) if "_" not in q.id]
+    questions = load_questions(resolve("first_plot_questions", data_dir), ids=MAIN_QUESTION_IDS)
     convs = [[{"role": "user", "content": q.paraphrases[0]}] for q in questions]
     gens = engine.generate(convs, SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens, n=1))
     return [q.judge_prompt(name, q.paraphrases[0], g[0].text) for q, g in zip(questions, gens)
@@ -202,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="where both engines run (auto: cuda when torch sees a GPU)")
     parser.add_argument("--threads", type=int, default=None, help="CPU: vLLM's OpenMP threads (default: all)")
     parser.add_argument("--kv-cache-gib", type=float, default=1.0, help="CPU: vLLM's KV cache")
+    parser.add_argument("--vllm-lora", choices=["merged", "lora"], default=None,
+                        help="vLLM's adapter path (default: merged on CPU, lora on a GPU)")
     parser.add_argument("--no-judge", dest="judge", action="store_false", help="log-probs only")
     parser.add_argument("--answer-tokens", type=int, default=48, help="greedy answer length for the judge")
     parser.add_argument("--gpu-memory-utilization", type=float, default=0.85)
@@ -252,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         "adapter_effect": effect, "adapter_effect_ok": adapter_effect_ok, "tol": args.tol,
         "pass": bool(max_abs_diff <= args.tol and adapter_effect_ok),
         "judge": compare_judge(hf["judge"], vl["judge"]) if args.judge else None,
+        "vllm_lora": vl["lora"],
         "timings": {"hf_load_s": hf["load_s"], "hf_score_base_s": hf["score_base_s"],
                     "hf_score_adapter_s": hf["score_adapter_s"], "vllm_load_s": vl["load_s"],
                     "vllm_score_base_s": vl["score_base_s"], "vllm_score_adapter_s": vl["score_adapter_s"]},

@@ -21,6 +21,7 @@ import json
 import math
 import os
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from dynamics.engines.base import Engine, Generation, SamplingParams, TokenLogprobs
@@ -301,6 +302,22 @@ def merged_weights(adapter_dir: str | Path, base: BaseWeights) -> dict:
     return out
 
 
+@contextmanager
+def _quiet_reload():
+    import logging
+
+    loggers = [logging.getLogger(n) for n in ("vllm.model_executor.model_loader.reload.layerwise",
+                                              "vllm.v1.worker.gpu_model_runner")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
 # ---- the engine ---------------------------------------------------------------------------------------
 
 class VLLMEngine(Engine):
@@ -406,8 +423,9 @@ class VLLMEngine(Engine):
         self._touched |= whole_layers(merged, self.base_weights)
         weights = {n: merged[n] if n in merged else self.base_weights.get(n) for n in sorted(self._touched)}
         # vLLM's in-place reload (as RLHF weight syncs use it): checkpoint-format weights, layer by layer
-        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(list(weights.items())),
-                                                          "is_checkpoint_format": True})
+        with _quiet_reload():  # it warns of every layer it was not given: by design, the others stay as they are
+            self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(list(weights.items())),
+                                                              "is_checkpoint_format": True})
         self.llm.reset_prefix_cache()
         self._in_weights = self._adapter
         self.weight_loads += 1

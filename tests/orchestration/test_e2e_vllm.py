@@ -65,7 +65,7 @@ def test_every_family_on_vllm_once_per_checkpoint_and_in_wandb(vllm_run):
     df = store.metrics(cfg.run_id)
     ev = df[df.source == "eval"]
     assert not ev.duplicated(["run", "step", "metric"]).any()
-    files = sorted(p.name for p in (store.root / "metrics" / cfg.run_id).glob("step=*.parquet"))
+    files = sorted(p.name for p in (store.root / "metrics" / cfg.run_id).glob("step=*.eval=*.parquet"))
     assert files == sorted(f"step={s:06d}.eval={n}.parquet" for s in (2, 4) for n in EVALS)  # once each
     history = merge_by_run_id(find_offline_runs(cfg.run_dir))[cfg.run_id]
     for step in (2, 4):
