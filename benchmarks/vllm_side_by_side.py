@@ -37,6 +37,7 @@ def parse_args(argv):
     p.add_argument("--engines", nargs="+", default=["transformers", "vllm"],
                    help="transformers, vllm (its CPU default: merged adapters), vllm:lora (vLLM's LoRA kernels), "
                         "vllm:merged")
+    p.add_argument("--n-adapters", type=int, default=2, help="random adapters made when --adapters is not given")
     p.add_argument("--no-base", dest="base", action="store_false", help="leave out the untouched model")
     return p.parse_args(argv)
 
@@ -110,7 +111,7 @@ def main(argv=None) -> dict:
 
     prepare_model(base_cfg.model.name, base_cfg.model.cache_dir)
     with tempfile.TemporaryDirectory(prefix="side-by-side-") as tmp:
-        adapters = args.adapters if args.adapters is not None else random_adapters(base_cfg, Path(tmp))
+        adapters = args.adapters if args.adapters is not None else random_adapters(base_cfg, Path(tmp), args.n_adapters)
         checkpoints = ([(0, None)] if args.base else []) + [(10 * (i + 1), str(a)) for i, a in enumerate(adapters)]
         results = {}
         for engine in args.engines:

@@ -75,7 +75,8 @@ def test_every_family_on_vllm_once_per_checkpoint_and_in_wandb(vllm_run):
                 logged.update(h)
         stored = ev[ev.step == step]
         for metric, value in zip(stored.metric, stored.value):
-            assert logged[f"eval/{metric}"] == pytest.approx(value, rel=1e-6, abs=1e-9), metric
+            if value == value:  # a None metric (adapter/cos_prev at the first checkpoint) is not logged
+                assert logged[f"eval/{metric}"] == pytest.approx(value, rel=1e-6, abs=1e-9), metric
 
 
 def test_transformers_engine_gives_the_same_values(vllm_run, tmp_path):
