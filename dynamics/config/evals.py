@@ -43,7 +43,8 @@ class VLLMSettings(Strict):
     multiprocessing: bool | None = None
     # How a checkpoint's LoRA is applied. "merged": W + scale * B A loaded into vLLM's weights in place per
     # checkpoint (needs the engine in-process: CPU); "lora": vLLM's LoRA kernels (enable_lora), which on CPU
-    # are slow and score prompt log-probs one sequence at a time (vLLM 0.30). None: merged on CPU, lora on GPU.
+    # are slow and score prompt log-probs one sequence at a time (vLLM 0.30). None: merged on CPU in-process,
+    # else lora.
     lora: Literal["merged", "lora"] | None = None
     max_model_len: int | None = Field(None, gt=0)  # None: the model's own context length
     gpu_memory_utilization: float = Field(0.85, gt=0, le=1)

@@ -371,9 +371,10 @@ class VLLMEngine(Engine):
         rank = vllm_max_lora_rank(max_lora_rank)
         if enforce_eager is None:
             enforce_eager = device == "cpu"
-        if lora is None:
-            lora = "merged" if device == "cpu" else "lora"
-        if lora == "merged" and os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] != "0":
+        in_process = os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
+        if lora is None:  # merged where the engine is in this process on CPU, else vLLM's LoRA kernels
+            lora = "merged" if device == "cpu" and in_process else "lora"
+        if lora == "merged" and not in_process:
             raise ValueError("merged adapters load weights into vLLM's model in place, which needs the engine in "
                              "this process: set eval.vllm.multiprocessing: false, or eval.vllm.lora: lora")
         kw = {} if device == "cpu" else {"gpu_memory_utilization": gpu_memory_utilization}
