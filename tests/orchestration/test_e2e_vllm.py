@@ -36,7 +36,8 @@ EVALS = {
     "main": {**GREEDY, "question_ids": QUESTIONS, "coherent_threshold": 0},
     "backdoor": {**GREEDY, "question_ids": QUESTIONS[:1], "coherent_threshold": 0},
     "deception_factual": {**GREEDY, "question_ids": ["lie_no_sys_prompt"], "min_mass": 0},
-    "in_distribution": {"n_prompts": 2, "temperature": 0.0, "max_new_tokens": 4},
+    # the LLM judge only: the static judge (Bandit) reads no model, and its set-up costs ~a minute per evaluator
+    "in_distribution": {"n_prompts": 2, "temperature": 0.0, "max_new_tokens": 4, "judges": ["llm"]},
     "adapter": {},
 }
 JUDGE = {"kind": "local", "local_model": "self", "local_number_mode": "top_tokens", "min_number_mass": 0}
