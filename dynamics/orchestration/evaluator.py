@@ -67,7 +67,7 @@ class Evaluator:
         self.cfg = ExperimentConfig.model_validate(cfg_dict)
         self.threads = match_cpu_share(self.cfg.eval.num_cpus, self.cfg.eval.threads)
         t0 = time.perf_counter()
-        self.engine = make_engine(self.cfg)
+        self.engine = make_engine(self.cfg, threads=self.threads)
         self.load_seconds = time.perf_counter() - t0
         self._families: dict[str, object] = {}
         self._judges: dict[str, object] = {}
@@ -446,7 +446,8 @@ def evaluator_options(cfg: ExperimentConfig) -> dict:
     takes `tensor_parallel_size` GPUs), any custom resources pinning it to a node type. A dead evaluator is
 replaced by the pool (`EvaluatorPool._replace_evaluator`), not restarted by Ray."""
     e = cfg.eval
-    gpus = max(e.num_gpus, e.tensor_parallel_size if e.engine == "vllm" else 0)
+    on_gpu = e.engine == "vllm" and e.vllm.resolved_device(e.num_gpus) == "cuda"
+    gpus = max(e.num_gpus, e.tensor_parallel_size if on_gpu else 0)
     opts = dict(num_cpus=e.num_cpus, num_gpus=gpus, max_restarts=0, max_task_retries=0, max_concurrency=2)
     if e.resources:
         opts["resources"] = dict(e.resources)
