@@ -17,6 +17,7 @@ def cmd_run(args) -> int:
     from dynamics.orchestration.run import run_experiment
 
     cfg = _load(args)
+    args.stored_in, args.log_file = [cfg.experiment_dir], cfg.run_dir / "errors.log"
     print(f"run {cfg.run_id}: model {cfg.model.name}, dataset {cfg.data.dataset}, "
           f"{cfg.train.num_workers} worker(s), ZeRO-{cfg.train.zero_stage}, results in {cfg.experiment_dir}",
           flush=True)
@@ -39,6 +40,7 @@ def cmd_sweep(args) -> int:
     from dynamics.orchestration.sweep import run_sweep
 
     cfg = _load(args)
+    args.stored_in, args.log_file = [cfg.experiment_dir], cfg.experiment_dir / "errors.log"
     run_sweep(cfg)
     return 0
 
@@ -71,6 +73,8 @@ def cmd_evaluate(args) -> int:
                                       args.overrides)]
     else:
         targets = ev.targets_from_results(args.path, names, args.overrides)
+    args.stored_in = sorted({t.cfg.experiment_dir for t in targets})
+    args.log_file = targets[0].cfg.experiment_dir / "errors.log"
     out = ev.evaluate_targets(targets, names, steps)
     return 1 if out["errors"] else 0
 
@@ -230,6 +234,30 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError, RunLocked) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return _interrupted(args)
+    except Exception as e:  # the OS refused a file (a full disk, ...): one line, the traceback to a log file
+        return _os_error(args, e)
+
+
+def _interrupted(args) -> int:
+    from dynamics.orchestration import stopping
+
+    stopping.ignore_further_interrupts()
+    print(stopping.interrupted_line(args.cmd, getattr(args, "stored_in", [])), file=sys.stderr, flush=True)
+    return stopping.INTERRUPTED_EXIT
+
+
+def _os_error(args, e: Exception) -> int:
+    from dynamics.orchestration import stopping
+
+    err = stopping.os_error_of(e)
+    if err is None or args.cmd not in ("run", "sweep", "evaluate"):
+        raise e
+    log = stopping.write_traceback(getattr(args, "log_file", None), e)
+    where = (getattr(args, "stored_in", None) or [Path.cwd()])[0]
+    print(stopping.os_error_line(err, where, log), file=sys.stderr, flush=True)
+    return 1
 
 
 if __name__ == "__main__":

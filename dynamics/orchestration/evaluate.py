@@ -231,32 +231,44 @@ def evaluate_targets(targets: list[Target], evaluations: list[str], steps: list[
             trackers[t.cfg.run_id] = start_tracker(t.cfg)
             own.append(t.cfg.run_id)
     pools = {t.cfg.name: get_pool(t.cfg) for t in targets}
-    before = {t.cfg.run_id: _stored(t.cfg) for t in targets}
     printer = ProgressPrinter(trackers if not quiet else {}, pool=None if quiet else pools[cfg0.name])
-    pending = []
-    with printer:
-        for t in targets:
-            info = run_info(t.cfg)
-            cfg_dict = t.cfg.model_dump(mode="json")
-            checkpoints = t.checkpoints
-            if checkpoints is not None or t.models:
-                checkpoints = list(checkpoints or [])
-            for step, model in sorted(t.models.items()):  # a whole model: its own evaluator, no adapter
-                if steps is None or step in steps:
-                    mcfg = t.cfg.model_copy(update={"model": t.cfg.model.model_copy(update={"name": model})})
-                    pending.append(pools[t.cfg.name].wait_run.remote(
-                        info.as_dict(), None, mcfg.model_dump(mode="json"), evaluations=evaluations,
-                        steps=[step], checkpoints=[(step, None)]))
-            if checkpoints is None or checkpoints:
-                pending.append(pools[t.cfg.name].wait_run.remote(
-                    info.as_dict(), str(checkpoint_root(t.cfg)), cfg_dict, evaluations=evaluations, steps=steps,
-                    checkpoints=checkpoints))
-        results = ray.get(pending)
-    for run_id in own:
-        ray.get(trackers[run_id].finish.remote())
+    requests = []  # (target, wait_run's arguments)
+    for t in targets:
+        info = run_info(t.cfg).as_dict()
+        checkpoints = t.checkpoints
+        if checkpoints is not None or t.models:
+            checkpoints = list(checkpoints or [])
+        for step, model in sorted(t.models.items()):  # a whole model: its own evaluator, no adapter
+            if steps is None or step in steps:
+                mcfg = t.cfg.model_copy(update={"model": t.cfg.model.model_copy(update={"name": model})})
+                requests.append((t, dict(run=info, checkpoint_root=None, run_cfg=mcfg.model_dump(mode="json"),
+                                         evaluations=evaluations, steps=[step], checkpoints=[(step, None)])))
+        if checkpoints is None or checkpoints:
+            requests.append((t, dict(run=info, checkpoint_root=str(checkpoint_root(t.cfg)),
+                                     run_cfg=t.cfg.model_dump(mode="json"), evaluations=evaluations, steps=steps,
+                                     checkpoints=checkpoints)))
+    try:
+        with printer:
+            results = _wait_all(requests, pools, trackers)
+            for run_id in own:
+                ray.get(trackers[run_id].finish.remote())  # inside the printer: its last lines are printed
+    except KeyboardInterrupt:  # Ctrl-C: close W&B on what it has; the CLI prints what is stored
+        from dynamics.orchestration.stopping import ignore_further_interrupts
+
+        ignore_further_interrupts()
+        for run_id in own:
+            try:
+                ray.get(trackers[run_id].finish.remote(), timeout=20)
+            except Exception:  # noqa: BLE001  (the store has it all; the next invocation replays W&B)
+                pass
+        raise
     errors = sorted({e for r in results for e in r["errors"]})
-    written = {t.cfg.run_id: sorted(_stored(t.cfg) - before[t.cfg.run_id]) for t in targets}
-    missing = {t.cfg.run_id: [k for k in r["pending"]] for t, r in zip(targets, results)}
+    # what this invocation's evaluators wrote (another `dynamics evaluate` of the same run at the same time
+    # may have written some of the missing ones: the store keeps one of each, and each counts its own)
+    written = {t.cfg.run_id: sorted({tuple(k) for r in results for k in r.get("written", ())}
+                                    & set(missing[t.cfg.run_id])) for t in targets}
+    missing = {t.cfg.run_id: [k for r, (rt, _) in zip(results, requests) if rt is t for k in r["pending"]]
+               for t in targets}
     n = sum(len(w) for w in written.values())
     say(f"evaluate: {len(targets)} run(s), {n} new (step, evaluation) result(s) of {', '.join(evaluations)} "
         f"in {time.perf_counter() - t0:.0f} s" + (f"; {len(errors)} error(s)" if errors else ""))
@@ -264,6 +276,36 @@ def evaluate_targets(targets: list[Target], evaluations: list[str], steps: list[
         say(f"  error: {e}")
     return {"runs": [t.cfg.run_id for t in targets], "written": written, "errors": errors, "pending": missing,
             "seconds": time.perf_counter() - t0}
+
+
+POOL_ATTEMPTS = 5
+
+
+def _wait_all(requests: list, pools: dict, trackers: dict) -> list[dict]:
+    """Every request's `wait_run`, in order. A pool lost on the way (its actor died) is replaced, and the
+    request asked again: the fresh pool rebuilds its queue from the store, so nothing is done twice."""
+    import ray
+
+    from dynamics.orchestration.evaluator import get_pool
+
+    refs = [pools[t.cfg.name].wait_run.remote(**kw) for t, kw in requests]
+    results = []
+    for (t, kw), ref in zip(requests, refs):
+        for attempt in range(POOL_ATTEMPTS):
+            try:
+                results.append(ray.get(ref))
+                break
+            except ray.exceptions.RayActorError as e:
+                if attempt == POOL_ATTEMPTS - 1:
+                    raise RuntimeError(f"{t.cfg.run_id}: the evaluator pool keeps failing ({e})") from None
+                tracker = trackers.get(t.cfg.run_id)
+                if tracker is not None:
+                    tracker.event.remote({"type": "message", "run": t.cfg.run_id, "text": "evaluator pool lost; "
+                                          "a fresh one goes on with what the store does not hold"})
+                time.sleep(2)
+                pools[t.cfg.name] = get_pool(t.cfg)
+                ref = pools[t.cfg.name].wait_run.remote(**kw)
+    return results
 
 
 def missing_results(t: Target, evaluations: list[str], steps: list[int] | None) -> list[tuple[int, str]]:

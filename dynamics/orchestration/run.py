@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,7 +186,7 @@ def _run_locked(cfg: ExperimentConfig, printer, quiet: bool, callbacks, t_start:
         printer.add(cfg.run_id, tracker)
     try:
         t_fit = time.perf_counter()
-        result = make_trainer(cfg, links, callbacks).fit()
+        result = fit_interruptibly(make_trainer(cfg, links, callbacks))
         train_seconds = time.perf_counter() - t_fit
         final_loss = (result.metrics or {}).get("loss")
         evaluated, errors, warnings, lag = [], [], [], None
@@ -197,6 +198,15 @@ def _run_locked(cfg: ExperimentConfig, printer, quiet: bool, callbacks, t_start:
             done = _wait_for_evaluation(pool, info, cfg)
             evaluated, errors, warnings = done["evaluated"], done["errors"], done.get("warnings", [])
         ray.get(tracker.finish.remote())
+    except KeyboardInterrupt:  # Ctrl-C: close W&B on what it has; the CLI prints what is stored
+        from dynamics.orchestration.stopping import ignore_further_interrupts
+
+        ignore_further_interrupts()
+        try:
+            ray.get(tracker.finish.remote(), timeout=20)
+        except Exception:  # noqa: BLE001  (the store has everything; a relaunch replays it to W&B)
+            pass
+        raise
     finally:
         if own_printer:
             printer.__exit__(None, None, None)
@@ -206,6 +216,28 @@ def _run_locked(cfg: ExperimentConfig, printer, quiet: bool, callbacks, t_start:
         raise RuntimeError(f"run {cfg.run_id}: evaluation failed for " + "; ".join(errors))
     _mark_done(cfg, outcome)
     return outcome
+
+
+def fit_interruptibly(trainer):
+    """`trainer.fit()` on a helper thread, so Ctrl-C reaches this (main) thread as KeyboardInterrupt.
+    Called on the main thread, Ray Train installs its own SIGINT handler, which aborts the run quietly and
+    leaves the process to exit 1 without a word; off the main thread (as under Ray Tune) it installs none.
+    The driver's exit then ends the training workers (Ray owns them through the driver)."""
+    box: dict = {}
+
+    def fit() -> None:
+        try:
+            box["result"] = trainer.fit()
+        except BaseException as e:  # noqa: BLE001  (re-raised on the caller's thread)
+            box["error"] = e
+
+    thread = threading.Thread(target=fit, daemon=True, name="dynamics-fit")
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.5)
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
 
 
 def _mark_done(cfg: ExperimentConfig, outcome: RunOutcome) -> None:

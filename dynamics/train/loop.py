@@ -22,8 +22,8 @@ from dynamics.orchestration.names import find_actor
 from dynamics.quiet import quiet_libraries
 from dynamics.records import MetricRow
 from dynamics.train.checkpoint import (
-    DEEPSPEED_DIR, adapter_dir, adapter_state, checkpoint_dir_name, checkpoint_tag, read_meta, resume_point,
-    write_meta,
+    DEEPSPEED_DIR, adapter_dir, adapter_state, checkpoint_dir_name, checkpoint_problem, checkpoint_tag, read_meta,
+    resume_point, write_manifest, write_meta,
 )
 from dynamics.train.data import load_examples, micro_batches, total_steps
 from dynamics.train.deepspeed_config import deepspeed_config
@@ -86,23 +86,27 @@ class Trainer:
             model=model, optimizer=optimizer, lr_scheduler=scheduler, config=self.ds_config)
 
     def resume(self) -> int:
-        """Load the latest complete checkpoint: Ray Train's (the last reported) when complete, else the
-        latest complete one in the run's checkpoint root, saying which were skipped."""
-        import ray.train
-
-        ckpt = ray.train.get_checkpoint()
-        if ckpt is None:
+        """Load the latest complete checkpoint on disk in the run's checkpoint root (not Ray Train's record
+        of the last one reported, which can lag behind the disk), saying which later ones were skipped."""
+        point, skipped = resume_point(self.links["checkpoint_root"])
+        if skipped:
+            self._event({"type": "message", "text": "resume: skipped incomplete checkpoint(s) " + "; ".join(skipped)
+                         + (f"; resuming from step {point[0]}" if point else "; starting from step 0")})
+        if point is None:
             return 0
-        with ckpt.as_directory() as latest:
-            point, skipped = resume_point(self.links["checkpoint_root"], latest)
-            if skipped:
-                self._event({"type": "message", "text": "resume: skipped incomplete checkpoint(s) " + "; ".join(skipped)
-                             + (f"; resuming from step {point[0]}" if point else "; starting from step 0")})
-            if point is None:
-                return 0
-            meta = read_meta(point[1])
-            self.engine.load_checkpoint(str(point[1] / DEEPSPEED_DIR), tag=meta["tag"], load_module_strict=False)
+        meta = read_meta(point[1])
+        self.engine.load_checkpoint(str(point[1] / DEEPSPEED_DIR), tag=meta["tag"], load_module_strict=False)
         return int(meta["step"])
+
+    def _already_stored(self, step: int) -> bool:
+        """Whether the checkpoint of `step` is complete in storage (a resume from an earlier one, e.g. step 0).
+        Saving again would replace the weights its stored evaluations were computed on (training on a GPU
+        is not bit-for-bit repeatable), so it is kept. Every rank takes rank 0's answer."""
+        complete = self.rank == 0 and checkpoint_problem(Path(self.links["checkpoint_root"])
+                                                         / checkpoint_dir_name(step)) is None
+        flag = torch.tensor([float(complete)], dtype=torch.float64)
+        torch.distributed.broadcast(flag, src=0)
+        return bool(flag[0] > 0)
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self) -> None:
@@ -163,19 +167,24 @@ class Trainer:
         from dynamics.tracking.store import MetricStore
 
         cfg = self.cfg
+        loss = train_rows[-1]["train/loss"] if train_rows else None
+        if self._already_stored(step):
+            ray.train.report({"step": step, "loss": loss})
+            self._event({"type": "message", "text": f"checkpoint step {step} is already stored complete: kept as is"})
+            return
         with tempfile.TemporaryDirectory(prefix="dynamics-ckpt-") as tmp:
             self.engine.save_checkpoint(str(Path(tmp) / DEEPSPEED_DIR), tag=checkpoint_tag(step),
                                         exclude_frozen_parameters=True)
             state = adapter_state(self.engine.module, cfg.train.zero_stage)
             if self.rank == 0:
                 self.engine.module.save_pretrained(str(adapter_dir(tmp)), state_dict=state)
-                write_meta(tmp, step, cfg.run_id, self.total)
+                write_meta(tmp, step, cfg.run_id, self.total, world=self.world)
                 info = RunInfo(**self.links["run_info"])
                 rows = [MetricRow.make(info, r["train/step"], k, v)
                         for r in train_rows for k, v in r.items() if k != "train/step" and v is not None]
                 if rows:
                     MetricStore(cfg.experiment_dir).write(info, step, "train", rows)
-            loss = train_rows[-1]["train/loss"] if train_rows else None
+            write_manifest(tmp, self.rank)  # last: a copy without it (or short of a file it lists) is incomplete
             ray.train.report({"step": step, "loss": loss}, checkpoint=Checkpoint.from_directory(tmp),
                              checkpoint_dir_name=checkpoint_dir_name(step))
         if self.rank == 0:
