@@ -64,9 +64,15 @@ def run_config(run_dir: Path, evaluations: list[str], overrides: list[str] = ())
     data = migrate(yaml.safe_load(source.read_text()) or {})
     listed = (data.get("eval") or {}).get("evals") or {}
     data.setdefault("eval", {})["evals"] = {n: listed.get(n, {}) for n in evaluations}
-    # The results may have moved since training: the run is where it is now.
-    data["output_dir"] = str(run_dir.parent.parent.parent)
-    data["name"] = run_dir.parent.parent.name
+    # The results may have moved since training: the run is where it is now. A renamed experiment folder
+    # keeps the experiment's name (its identity: run ids, W&B ids, stored rows), recorded in its runs' folders.
+    experiment = run_dir.parent.parent
+    data["output_dir"] = str(experiment.parent)
+    if data.get("name") and run_dir.name.startswith(f"{data['name']}-") and data["name"] != experiment.name:
+        data["folder"] = str(experiment)
+    else:
+        data["name"] = experiment.name
+        data.pop("folder", None)
     cfg = config_from_dict(data, source=str(source), overrides=list(overrides))
     if cfg.run_id != run_dir.name:
         raise ConfigError(f"{source}: the config's run id {cfg.run_id!r} is not its folder's name {run_dir.name!r}")

@@ -44,6 +44,9 @@ def ensure_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> None
     """Connect to the cluster in RAY_ADDRESS (set by `ray job submit`), else start a quiet local one."""
     if ray.is_initialized():
         return
+    from dynamics.quiet import quiet_raylet_warnings
+
+    quiet_raylet_warnings()
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     quiet = dict(namespace=NAMESPACE, log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)

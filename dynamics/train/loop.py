@@ -84,6 +84,7 @@ class Trainer:
                                   num_training_steps=self.total)
         self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
             model=model, optimizer=optimizer, lr_scheduler=scheduler, config=self.ds_config)
+        save_trainable_only(self.engine)
 
     def resume(self) -> int:
         """Load the latest complete checkpoint on disk in the run's checkpoint root (not Ray Train's record
@@ -236,6 +237,25 @@ class Trainer:
         pool = find_actor(self.links["evaluator_pool"])
         if pool is not None:
             pool.sync_run.remote(self.links["run_info"], self.links["checkpoint_root"])
+
+
+def save_trainable_only(engine) -> None:
+    """Make the engine's checkpoints hold trainable parameters only. DeepSpeed's
+    `exclude_frozen_parameters` drops a frozen parameter by its first name only, so a tied weight
+    (lm_head = embed_tokens: SmolLM2, tiny:llama) stayed in every checkpoint under its second name (113 MB of
+    the quickstart's 152 MB model state). Resume loads with `load_module_strict=False`: the frozen weights
+    come from the base model, as they always did for the first name."""
+    module_state_dict = engine.module_state_dict
+
+    def trainable_state_dict(*args, **kwargs):
+        state = module_state_dict(*args, **kwargs)
+        if kwargs.get("exclude_frozen_parameters") and state is not None:
+            for name, p in engine.module.named_parameters(remove_duplicate=False):
+                if not p.requires_grad:
+                    state.pop(name, None)
+        return state
+
+    engine.module_state_dict = trainable_state_dict  # what DeepSpeed's save_checkpoint calls on this engine
 
 
 def wait_for_evaluation(unfinished, limit: int, on_wait=lambda n: None, poll_s: float = 1.0,

@@ -1,5 +1,6 @@
 """A run killed mid-training (driver, workers, evaluator and all) resumes from its latest checkpoint
-without losing or duplicating a metric row."""
+without losing or duplicating a metric row; so does a run stopped by Ctrl-C, which says so in one line,
+exits 130, and whose relaunch never saves again a checkpoint already stored (issue 22)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import yaml
 
 from dynamics.config import ExperimentConfig
 from dynamics.tracking.store import MetricStore
-from dynamics.train.checkpoint import CHECKPOINT_META, checkpoint_dir_name, checkpoint_root
+from dynamics.train.checkpoint import CHECKPOINT_META, checkpoint_dir_name, checkpoint_root, list_checkpoints
 from tests.conftest import REPO, tiny_config
 
 pytestmark = pytest.mark.e2e
@@ -44,10 +45,26 @@ def test_killed_run_resumes_without_duplicates(tmp_path):
     store = MetricStore(cfg.experiment_dir)
     assert not store.has(cfg.run_id, 6, "train")
 
-    second = cli(path)
-    out, _ = second.communicate(timeout=600)
-    assert second.returncode == 0, out
-    assert "resuming at step" in out, out
+    second = cli(path)  # resumes at 2; Ctrl-C (to the process group, as a terminal sends it) after 4
+    deadline = time.monotonic() + 400
+    while second.poll() is None and 4 not in [s for s, _ in list_checkpoints(checkpoint_root(cfg))] \
+            and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)
+    os.killpg(second.pid, signal.SIGINT)
+    out, _ = second.communicate(timeout=120)
+    assert second.returncode == 130, out
+    assert "resuming at step 2" in out, out
+    (line,) = [x for x in out.splitlines() if x.startswith("interrupted:")]
+    assert "(latest step 4)" in line and "run the same `dynamics run` command" in line, out
+    assert "Traceback" not in out, out
+    saved = {d.name: (d / CHECKPOINT_META).stat().st_mtime_ns for _, d in list_checkpoints(checkpoint_root(cfg))}
+
+    third = cli(path)
+    out, _ = third.communicate(timeout=600)
+    assert third.returncode == 0, out
+    assert "resuming at step 4" in out, out
+    assert all((checkpoint_root(cfg) / name / CHECKPOINT_META).stat().st_mtime_ns == t for name, t in saved.items())
     df = store.metrics(cfg.run_id)
     assert not df.duplicated(["run", "step", "metric"]).any()
     loss = df[df.metric == "train/loss"]
