@@ -54,7 +54,7 @@ def ignore_further_interrupts() -> None:
         pass
 
 
-_ERRNO_TEXT = re.compile(r"\[Errno (\d+)\] ([^:'\n]+)(?:: '([^'\n]+)')?")
+_ERRNO_TEXT = re.compile(r"\[[Ee]rrno (\d+)\] ([^:'\n]+)(?:: '([^'\n]+)')?")
 
 
 def os_error_of(exc: BaseException) -> tuple[int, str, str | None] | None:
@@ -67,13 +67,13 @@ def os_error_of(exc: BaseException) -> tuple[int, str, str | None] | None:
             continue
         seen.add(id(e))
         if isinstance(e, OSError) and e.errno is not None and e.errno not in (errno.EINTR,):
-            return e.errno, e.strerror or os.strerror(e.errno), e.filename
+            return e.errno, os.strerror(e.errno), e.filename
         todo += [e.__cause__, e.__context__, getattr(e, "cause", None)]
         todo += list((getattr(e, "worker_failures", None) or {}).values())
     for e in [exc, *[x for x in (exc.__cause__, exc.__context__) if x is not None]]:
         m = _ERRNO_TEXT.search(str(e))
         if m:
-            return int(m.group(1)), m.group(2).strip(), m.group(3)
+            return int(m.group(1)), os.strerror(int(m.group(1))), m.group(3)
     return None
 
 

@@ -115,8 +115,8 @@ def checkpoint_problem(checkpoint_dir: str | Path, checksums: bool = False, unde
             files = json.loads((d / manifest_name(rank)).read_text())["files"]
         except FileNotFoundError:
             return f"{manifest_name(rank)} missing (a save or copy cut short)"
-        except (ValueError, KeyError, TypeError) as e:
-            return f"{manifest_name(rank)} unreadable ({type(e).__name__})"
+        except (ValueError, KeyError, TypeError):
+            return f"{manifest_name(rank)} unreadable (cut short)"
         for rel, (size, digest) in files.items():
             if under and not rel.startswith(under):
                 continue
