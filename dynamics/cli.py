@@ -238,6 +238,11 @@ def main(argv: list[str] | None = None) -> int:
         return _interrupted(args)
     except Exception as e:  # the OS refused a file (a full disk, ...): one line, the traceback to a log file
         return _os_error(args, e)
+    finally:
+        if args.cmd in ("run", "sweep", "evaluate"):  # Ctrl-C during Ray's shutdown at exit: no traceback
+            from dynamics.orchestration.stopping import ignore_further_interrupts
+
+            ignore_further_interrupts()
 
 
 def _interrupted(args) -> int:

@@ -13,6 +13,7 @@ import errno
 import os
 import re
 import signal
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -47,9 +48,18 @@ def interrupted_line(command: str, experiment_dirs: list[Path]) -> str:
 
 
 def ignore_further_interrupts() -> None:
-    """A second Ctrl-C while the first one is being handled ends the process at once, quietly."""
+    """A second Ctrl-C while the first one is being handled, or one while the process shuts Ray down after
+    its work, ends the process at once, quietly (exit 130): never a traceback from inside Ray's shutdown."""
+    def leave(*_) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001
+                pass
+        os._exit(INTERRUPTED_EXIT)
+
     try:
-        signal.signal(signal.SIGINT, lambda *_: os._exit(INTERRUPTED_EXIT))
+        signal.signal(signal.SIGINT, leave)
     except ValueError:  # not the main thread
         pass
 

@@ -22,7 +22,7 @@ from dynamics.orchestration.evaluator import get_pool
 from dynamics.orchestration.names import tracker_name
 from dynamics.orchestration.progress import ProgressPrinter
 from dynamics.train.extensions import prepare_extensions
-from dynamics.orchestration.run import (check_training_data, ensure_ray, local_resources_for, prepare_models,
+from dynamics.orchestration.run import (check_training_data, ensure_ray, fit_interruptibly, local_resources_for, prepare_models,
                                         run_experiment)
 
 
@@ -139,7 +139,7 @@ def run_sweep(cfg: ExperimentConfig, quiet: bool = False) -> dict:
         run_config=tune.RunConfig(name="tune", storage_path=str(cfg.experiment_dir), verbose=0),
     )
     with printer, _tune_console_silenced():
-        results = tuner.fit()
+        results = fit_interruptibly(tuner)  # Ctrl-C: KeyboardInterrupt here, the CLI's one line, exit 130
     pool_status = ray.get(pool.status.remote()) if pool is not None else {}
     errors = [str(r.error) for r in results if r.error]
     if errors:
