@@ -22,8 +22,8 @@ from dynamics.orchestration.evaluator import get_pool
 from dynamics.orchestration.names import tracker_name
 from dynamics.orchestration.progress import ProgressPrinter
 from dynamics.train.extensions import prepare_extensions
-from dynamics.orchestration.run import (check_training_data, ensure_ray, fit_interruptibly, local_resources_for, prepare_models,
-                                        run_experiment)
+from dynamics.orchestration.run import (check_training_data, ensure_ray, fit_interruptibly, local_resources_for,
+                                        prepare_models, run_experiment)
 
 
 def expand_grid(cfg: ExperimentConfig) -> list[ExperimentConfig]:

@@ -18,12 +18,12 @@ adapter config there.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
 
 from dynamics.config.base import ConfigError
+from dynamics.files import sha256_of
 
 CHECKPOINT_META = "dynamics.json"
 ADAPTER_DIR = "adapter"
@@ -77,18 +77,10 @@ def manifest_name(rank: int) -> str:
     return f"manifest-rank{rank}.json"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def write_manifest(checkpoint_dir: str | Path, rank: int) -> None:
     """Rank `rank`'s manifest of every file in its checkpoint folder: call it last, after everything else."""
     d = Path(checkpoint_dir)
-    files = {p.relative_to(d).as_posix(): [p.stat().st_size, _sha256(p)]
+    files = {p.relative_to(d).as_posix(): [p.stat().st_size, sha256_of(p)]
              for p in sorted(d.rglob("*")) if p.is_file() and not p.name.startswith("manifest-rank")}
     (d / manifest_name(rank)).write_text(json.dumps({"rank": rank, "files": files}))
 
@@ -127,7 +119,7 @@ def checkpoint_problem(checkpoint_dir: str | Path, checksums: bool = False, unde
                 return f"{rel} missing"
             if have != size:
                 return f"{rel} has {have} bytes, its manifest says {size} (cut short or damaged)"
-            if checksums and _sha256(p) != digest:
+            if checksums and sha256_of(p) != digest:
                 return f"{rel} does not match its manifest's checksum (damaged)"
     return None
 
