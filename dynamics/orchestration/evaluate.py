@@ -212,6 +212,7 @@ def evaluate_targets(targets: list[Target], evaluations: list[str], steps: list[
     from dynamics.orchestration.progress import ProgressPrinter
     from dynamics.orchestration.run import checkpoint_root, ensure_ray, run_info
     from dynamics.orchestration.tracker import start_tracker, tracker_name
+    from dynamics.train.checkpoint import incomplete_checkpoints
 
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     t0 = time.perf_counter()
@@ -221,6 +222,9 @@ def evaluate_targets(targets: list[Target], evaluations: list[str], steps: list[
         todo = missing[t.cfg.run_id]
         say(f"[{t.cfg.run_id}] evaluate: {len(todo)} (step, evaluation) result(s) to compute"
             + (f": steps {sorted({s for s, _ in todo})}" if todo else ""))
+        if t.checkpoints is None and not t.models:
+            for problem in incomplete_checkpoints(checkpoint_root(t.cfg)):
+                say(f"[{t.cfg.run_id}] evaluate: left out, not complete: {problem}")
     if not any(missing.values()) and not any(_unlogged(t.cfg, evaluations) for t in targets):
         say(f"evaluate: {len(targets)} run(s), 0 new (step, evaluation) result(s) of {', '.join(evaluations)}: "
             "every checkpoint has them")  # no cluster needed: nothing to compute, W&B has everything

@@ -135,6 +135,20 @@ def list_checkpoints(checkpoint_root: str | Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def at_path(checkpoint_dir: str | Path, problem: str) -> str:
+    """A problem ("adapter/x.safetensors has ...") with its file's full path: "<dir>/adapter/x.safetensors: has ..."."""
+    file, _, why = problem.partition(" ")
+    return f"{Path(checkpoint_dir) / file}: {why}"
+
+
+def incomplete_checkpoints(checkpoint_root: str | Path) -> list[str]:
+    """"<file>: why" for each checkpoint folder of a run that is not complete (being written, cut short or
+    damaged): what `list_checkpoints` leaves out, said rather than skipped in silence."""
+    root = Path(checkpoint_root)
+    dirs = sorted(root.glob("checkpoint_step*")) if root.is_dir() else []
+    return [at_path(d, problem) for d in dirs if (problem := checkpoint_problem(d)) is not None]
+
+
 def resume_problem(checkpoint_dir: str | Path) -> str | None:
     """Why a checkpoint cannot be resumed from (None: it can): complete with every checksum right, and
     its DeepSpeed state there (a node lost mid-save, a copy cut short, a file deleted leave one out)."""
@@ -155,7 +169,7 @@ def adapter_problem(checkpoint_dir: str | Path) -> str | None:
     if not (d / CHECKPOINT_META).is_file():
         return None  # an adapter trained elsewhere: nothing to check against
     problem = checkpoint_problem(d, checksums=True, under=ADAPTER_DIR + "/")
-    return None if problem is None else f"{d / problem.split(' ', 1)[0]}: {problem.split(' ', 1)[1]}"
+    return None if problem is None else at_path(d, problem)
 
 
 def resume_point(checkpoint_root: str | Path) -> tuple[tuple[int, Path] | None, list[str]]:

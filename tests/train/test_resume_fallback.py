@@ -6,7 +6,7 @@ import shutil
 
 from dynamics.train.checkpoint import (
     CHECKPOINT_META, DEEPSPEED_DIR, adapter_dir, adapter_problem, checkpoint_dir_name, checkpoint_tag,
-    list_checkpoints, manifest_name, resume_point, resume_problem, write_manifest, write_meta,
+    incomplete_checkpoints, list_checkpoints, manifest_name, resume_point, resume_problem, write_manifest, write_meta,
 )
 
 
@@ -68,6 +68,10 @@ def test_a_copy_cut_short_is_not_complete(tmp_path):
         f"{checkpoint_dir_name(6)}: {DEEPSPEED_DIR}/{checkpoint_tag(6)}/mp_rank_00_model_states.pt has 930 bytes, "
         "its manifest says 1000 (cut short or damaged)",
         f"{checkpoint_dir_name(4)}: {manifest_name(1)} missing (a save or copy cut short)"]
+    # `dynamics evaluate` says which it leaves out, with the file's full path
+    assert incomplete_checkpoints(root) == [
+        f"{root / checkpoint_dir_name(4) / manifest_name(1)}: missing (a save or copy cut short)",
+        f"{state}: has 930 bytes, its manifest says 1000 (cut short or damaged)"]
 
 
 def test_a_damaged_file_of_the_same_size_fails_resume_and_names_the_adapter(tmp_path):
