@@ -275,8 +275,8 @@ def evaluate_targets(targets: list[Target], evaluations: list[str], steps: list[
     errors = sorted({e for r in results for e in r["errors"]})
     # what this invocation's evaluators wrote (another `dynamics evaluate` of the same run at the same time
     # may have written some of the missing ones: the store keeps one of each, and each counts its own)
-    written = {t.cfg.run_id: sorted({tuple(k) for r in results for k in r.get("written", ())}
-                                    & set(missing[t.cfg.run_id])) for t in targets}
+    written = {t.cfg.run_id: sorted({tuple(k) for r, (rt, _) in zip(results, requests) if rt is t
+                                     for k in r.get("written", ())} & set(missing[t.cfg.run_id])) for t in targets}
     missing = {t.cfg.run_id: [k for r, (rt, _) in zip(results, requests) if rt is t for k in r["pending"]]
                for t in targets}
     n = sum(len(w) for w in written.values())
