@@ -19,7 +19,7 @@ import ray
 
 from dynamics.config import ConfigError, ExperimentConfig, config_from_dict
 from dynamics.orchestration.evaluator import get_pool
-from dynamics.orchestration.names import tracker_name
+from dynamics.orchestration.names import find_actor, tracker_name
 from dynamics.orchestration.progress import ProgressPrinter
 from dynamics.train.extensions import prepare_extensions
 from dynamics.orchestration.run import (check_training_data, ensure_ray, fit_interruptibly, local_resources_for,
@@ -82,8 +82,24 @@ def _trial(config: dict) -> None:
     except ImportError:
         pass
     outcome = run_experiment(cfg, quiet=True, callbacks=callbacks)
+    if config.get("console"):
+        _wait_until_printed(cfg.run_id)
     tune.report({"final_loss": outcome.final_loss, "evaluated": len(outcome.evaluated_steps),
                  "train_seconds": outcome.train_seconds})
+
+
+def _wait_until_printed(run_id: str, timeout_s: float = 30.0) -> None:
+    """Wait until the sweep's printer has taken every event of the run's tracker: the tracker belongs to
+    this trial and ends with it, and the run's last lines (its last evaluations) would end with it."""
+    tracker = find_actor(tracker_name(run_id))
+    deadline = time.monotonic() + timeout_s
+    while tracker is not None and time.monotonic() < deadline:
+        try:
+            if ray.get(tracker.pending.remote(), timeout=10) == 0:
+                return
+        except Exception:  # noqa: BLE001  (a tracker gone: nothing left to print)
+            return
+        time.sleep(0.2)
 
 
 @contextlib.contextmanager
@@ -134,7 +150,7 @@ def run_sweep(cfg: ExperimentConfig, quiet: bool = False) -> dict:
     tuner = tune.Tuner(
         # The trial only drives its TorchTrainer (whose workers hold the real resources): a sliver of CPU.
         tune.with_resources(_trial, {"CPU": 0.01}),
-        param_space={"run": tune.grid_search([t.model_dump(mode="json") for t in todo])},
+        param_space={"run": tune.grid_search([t.model_dump(mode="json") for t in todo]), "console": not quiet},
         tune_config=tune.TuneConfig(max_concurrent_trials=concurrency),
         run_config=tune.RunConfig(name="tune", storage_path=str(cfg.experiment_dir), verbose=0),
     )

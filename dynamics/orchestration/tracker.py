@@ -68,6 +68,11 @@ class RunTracker:
         with self._lock:
             self._events.append(event)
 
+    def pending(self) -> int:
+        """Events not polled yet (a sweep trial waits for 0 before it ends: its tracker ends with it)."""
+        with self._lock:
+            return len(self._events)
+
     def poll_events(self) -> list[dict]:
         with self._lock:
             out, self._events = self._events, []
