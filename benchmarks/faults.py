@@ -2,6 +2,7 @@
 
     python benchmarks/faults.py                       # every fault (about 20-30 min on 2 busy cores)
     python benchmarks/faults.py --faults killed_evaluator,damaged_store_file
+    python benchmarks/faults.py --faults ctrl_c,full_disk,damaged_adapter   # the second round (issue 22)
 
 Each fault gets its own real run through the CLI (`python -m dynamics.cli run`, a subprocess in its own
 session, with its own local Ray cluster): tiny:llama, 1 Ray Train worker (2 where a worker is killed),
@@ -461,7 +462,8 @@ def full_disk(root: Path) -> dict:
         t0 = time.monotonic()
         again = s.launch()
         again.wait()
-        said = rc == 1 and len(errors) == 1 and "No space left on device" in errors[0] and "Traceback" not in first.text()
+        said = (rc == 1 and len(errors) == 1 and "No space left on device" in errors[0]
+                and "Traceback" not in first.text())
         return s.outcome(rc == 1, said and s.completed(again), time.monotonic() - t0, exit_code=rc,
                          line=errors[0] if errors else None, complete_after_the_fault=complete,
                          skipped_as_incomplete=skipped, resumed_from=point[0] if point else None,
