@@ -218,6 +218,7 @@ def evaluate_targets(targets: list[Target], evaluations: list[str], steps: list[
     t0 = time.perf_counter()
     cfg0 = targets[0].cfg
     missing = {t.cfg.run_id: missing_results(t, evaluations, steps) for t in targets}
+    left_out: list[str] = []  # checkpoints of finished runs that are not whole: errors, each naming its file
     for t in targets:
         todo = missing[t.cfg.run_id]
         say(f"[{t.cfg.run_id}] evaluate: {len(todo)} (step, evaluation) result(s) to compute"
@@ -225,10 +226,14 @@ def evaluate_targets(targets: list[Target], evaluations: list[str], steps: list[
         if t.checkpoints is None and not t.models:
             for problem in incomplete_checkpoints(checkpoint_root(t.cfg)):
                 say(f"[{t.cfg.run_id}] evaluate: left out, not complete: {problem}")
+                if (t.cfg.run_dir / "done.json").is_file():  # training is over: damaged, not being written
+                    left_out.append(f"{t.cfg.run_id}: damaged checkpoint left out: {problem}")
     if not any(missing.values()) and not any(_unlogged(t.cfg, evaluations) for t in targets):
         say(f"evaluate: {len(targets)} run(s), 0 new (step, evaluation) result(s) of {', '.join(evaluations)}: "
-            "every checkpoint has them")  # no cluster needed: nothing to compute, W&B has everything
-        return {"runs": [t.cfg.run_id for t in targets], "written": {}, "errors": [], "pending": {},
+            "every checkpoint has them" + (f"; {len(left_out)} error(s)" if left_out else ""))
+        for e in left_out:  # no cluster needed: nothing to compute, W&B has everything
+            say(f"  error: {e}")
+        return {"runs": [t.cfg.run_id for t in targets], "written": {}, "errors": left_out, "pending": {},
                 "seconds": time.perf_counter() - t0}
     _check_inputs(targets, evaluations, missing)
     ensure_ray(int(cfg0.eval.num_cpus * cfg0.eval.num_evaluators + 2))
@@ -272,7 +277,7 @@ def evaluate_targets(targets: list[Target], evaluations: list[str], steps: list[
             except Exception:  # noqa: BLE001  (the store has it all; the next invocation replays W&B)
                 pass
         raise
-    errors = sorted({e for r in results for e in r["errors"]})
+    errors = sorted({e for r in results for e in r["errors"]}) + left_out
     # what this invocation's evaluators wrote (another `dynamics evaluate` of the same run at the same time
     # may have written some of the missing ones: the store keeps one of each, and each counts its own)
     written = {t.cfg.run_id: sorted({tuple(k) for r, (rt, _) in zip(results, requests) if rt is t
