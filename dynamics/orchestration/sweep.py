@@ -88,16 +88,19 @@ def _trial(config: dict) -> None:
                  "train_seconds": outcome.train_seconds})
 
 
-def _wait_until_printed(run_id: str, timeout_s: float = 30.0) -> None:
+def _wait_until_printed(run_id: str, timeout_s: float = 120.0) -> None:
     """Wait until the sweep's printer has taken every event of the run's tracker: the tracker belongs to
-    this trial and ends with it, and the run's last lines (its last evaluations) would end with it."""
+    this trial and ends with it, and the run's last lines (its last evaluations) would end with it. A
+    tracker busy closing W&B (which holds its lock) answers late: that is waited for, not taken as done."""
     tracker = find_actor(tracker_name(run_id))
     deadline = time.monotonic() + timeout_s
     while tracker is not None and time.monotonic() < deadline:
         try:
-            if ray.get(tracker.pending.remote(), timeout=10) == 0:
+            if ray.get(tracker.pending.remote(), timeout=max(1.0, deadline - time.monotonic())) == 0:
                 return
-        except Exception:  # noqa: BLE001  (a tracker gone: nothing left to print)
+        except ray.exceptions.GetTimeoutError:
+            return
+        except ray.exceptions.RayActorError:  # the tracker is gone: nothing left to print
             return
         time.sleep(0.2)
 
