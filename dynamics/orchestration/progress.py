@@ -92,6 +92,8 @@ class ProgressPrinter:
                 line = format_event(e)
                 if line:
                     print(line, file=self.out, flush=True)
+            if events and hasattr(t, "ack"):  # the tracker may end once every event is acknowledged
+                t.ack.remote(len(events))
 
     def _loop(self) -> None:
         last_status = 0.0
