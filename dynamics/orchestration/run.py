@@ -148,15 +148,17 @@ def check_inputs(cfg: ExperimentConfig) -> list[str]:
 
 
 def run_experiment(cfg: ExperimentConfig, printer: ProgressPrinter | None = None, quiet: bool = False,
-                   callbacks: list | None = None) -> RunOutcome:
+                   callbacks: list | None = None, wait_printed: bool = False) -> RunOutcome:
     """Train one run and evaluate every checkpoint. Inside a sweep trial, `printer` is the sweep's.
+    `wait_printed`: a printer elsewhere (the sweep's) polls the run's tracker; return only once it has
+    acknowledged every event (the tracker ends when this returns: Ray collects it with its last handle).
     A second driver of the same run is refused (RunLocked) while this one holds the run's lock."""
     from dynamics.orchestration.runlock import run_lock
 
     t_start = time.perf_counter()
     cfg = cfg.resolved()
     with run_lock(cfg.run_dir, cfg.run_id):
-        return _run_locked(prepare_models(cfg), printer, quiet, callbacks, t_start)
+        return _run_locked(prepare_models(cfg), printer, quiet, callbacks, t_start, wait_printed)
 
 
 def _say(cfg: ExperimentConfig, quiet: bool, printer, lines: list[str]) -> None:
@@ -165,7 +167,8 @@ def _say(cfg: ExperimentConfig, quiet: bool, printer, lines: list[str]) -> None:
             print(f"[{cfg.run_id}] {line}", flush=True)
 
 
-def _run_locked(cfg: ExperimentConfig, printer, quiet: bool, callbacks, t_start: float) -> RunOutcome:
+def _run_locked(cfg: ExperimentConfig, printer, quiet: bool, callbacks, t_start: float,
+                wait_printed: bool = False) -> RunOutcome:
     from dynamics.train.checkpoint import resume_point
     from dynamics.train.extensions import prepare_extensions
 
@@ -201,6 +204,8 @@ def _run_locked(cfg: ExperimentConfig, printer, quiet: bool, callbacks, t_start:
             done = _wait_for_evaluation(pool, info, cfg)
             evaluated, errors, warnings = done["evaluated"], done["errors"], done.get("warnings", [])
         ray.get(tracker.finish.remote())
+        if wait_printed:
+            wait_until_printed(tracker)
     except KeyboardInterrupt:  # Ctrl-C: close W&B on what it has; the CLI prints what is stored
         from dynamics.orchestration.stopping import ignore_further_interrupts
 
@@ -219,6 +224,18 @@ def _run_locked(cfg: ExperimentConfig, printer, quiet: bool, callbacks, t_start:
         raise RuntimeError(f"run {cfg.run_id}: evaluation failed for " + "; ".join(errors))
     _mark_done(cfg, outcome)
     return outcome
+
+
+def wait_until_printed(tracker, timeout_s: float = 120.0) -> None:
+    """Wait until a printer has acknowledged every event of `tracker` (see `RunTracker.pending`)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if ray.get(tracker.pending.remote(), timeout=max(1.0, deadline - time.monotonic())) == 0:
+                return
+        except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError):
+            return
+        time.sleep(0.2)
 
 
 def fit_interruptibly(trainer):

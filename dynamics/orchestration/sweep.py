@@ -19,7 +19,7 @@ import ray
 
 from dynamics.config import ConfigError, ExperimentConfig, config_from_dict
 from dynamics.orchestration.evaluator import get_pool
-from dynamics.orchestration.names import find_actor, tracker_name
+from dynamics.orchestration.names import tracker_name
 from dynamics.orchestration.progress import ProgressPrinter
 from dynamics.train.extensions import prepare_extensions
 from dynamics.orchestration.run import (check_training_data, ensure_ray, fit_interruptibly, local_resources_for,
@@ -81,28 +81,11 @@ def _trial(config: dict) -> None:
         callbacks.append(TuneReportCallback())
     except ImportError:
         pass
-    outcome = run_experiment(cfg, quiet=True, callbacks=callbacks)
-    if config.get("console"):
-        _wait_until_printed(cfg.run_id)
+    # with the sweep's console on, the run's tracker (which ends with this trial) stays until it has
+    # handed every line to the sweep's printer
+    outcome = run_experiment(cfg, quiet=True, callbacks=callbacks, wait_printed=bool(config.get("console")))
     tune.report({"final_loss": outcome.final_loss, "evaluated": len(outcome.evaluated_steps),
                  "train_seconds": outcome.train_seconds})
-
-
-def _wait_until_printed(run_id: str, timeout_s: float = 120.0) -> None:
-    """Wait until the sweep's printer has taken every event of the run's tracker: the tracker belongs to
-    this trial and ends with it, and the run's last lines (its last evaluations) would end with it. A
-    tracker busy closing W&B (which holds its lock) answers late: that is waited for, not taken as done."""
-    tracker = find_actor(tracker_name(run_id))
-    deadline = time.monotonic() + timeout_s
-    while tracker is not None and time.monotonic() < deadline:
-        try:
-            if ray.get(tracker.pending.remote(), timeout=max(1.0, deadline - time.monotonic())) == 0:
-                return
-        except ray.exceptions.GetTimeoutError:
-            return
-        except ray.exceptions.RayActorError:  # the tracker is gone: nothing left to print
-            return
-        time.sleep(0.2)
 
 
 @contextlib.contextmanager
