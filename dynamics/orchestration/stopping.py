@@ -39,10 +39,12 @@ def stored_summary(experiment_dirs: list[Path]) -> str:
             n_eval = 0
         latest = f" (latest step {max(ckpts)})" if ckpts and len(runs) == 1 else ""
         parts.append(f"{len(ckpts)} complete checkpoint(s){latest} and {n_eval} evaluation result(s) stored in {exp}")
-    return "; ".join(parts) if parts else "nothing stored yet"
+    return "; ".join(parts)
 
 
 def interrupted_line(command: str, experiment_dirs: list[Path]) -> str:
+    if not experiment_dirs:  # before its config was read: nothing of this command is stored
+        return f"interrupted before it started; run the same `dynamics {command}` command again"
     return (f"interrupted: {stored_summary(experiment_dirs)}; run the same `dynamics {command}` command to go on "
             "from there (nothing is redone)")
 
