@@ -2,6 +2,7 @@
 
     python benchmarks/faults.py                       # every fault (about 20-30 min on 2 busy cores)
     python benchmarks/faults.py --faults killed_evaluator,damaged_store_file
+    python benchmarks/faults.py --faults ctrl_c,full_disk,damaged_adapter   # the second round (issue 22)
 
 Each fault gets its own real run through the CLI (`python -m dynamics.cli run`, a subprocess in its own
 session, with its own local Ray cluster): tiny:llama, 1 Ray Train worker (2 where a worker is killed),
@@ -404,9 +405,99 @@ def killed_driver(root: Path) -> dict:
     return s.outcome(True, s.completed(again), time.monotonic() - t0, note="recover = the relaunch, whole")
 
 
+# ---- second round (issue 22) ----------------------------------------------------------------------------
+
+def _checkpoint_times(s: Scenario) -> dict:
+    return {d.name: (d / "dynamics.json").stat().st_mtime_ns
+            for d in (s.exp_dir / "ray" / s.run_id).glob("checkpoint_step*") if (d / "dynamics.json").is_file()}
+
+
+def ctrl_c(root: Path) -> dict:
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) after checkpoint 4 of 6; then the same
+    command: one line, exit 130, and the relaunch resumes at 4 without saving a stored checkpoint again."""
+    s = Scenario(root, "ctrl_c", train={"max_steps": 6})
+    launch = s.launch()
+    launch.wait_line("checkpoint step 4 saved")
+    t_int = time.monotonic()
+    os.killpg(launch.proc.pid, signal.SIGINT)
+    rc = launch.wait(timeout=180)
+    exit_seconds = time.monotonic() - t_int
+    lines = [x for _, x in launch.lines if x.startswith("interrupted:")]
+    before = _checkpoint_times(s)
+    t0 = time.monotonic()
+    again = s.launch()
+    again.wait()
+    rewritten = [k for k, t in before.items() if _checkpoint_times(s).get(k) != t]
+    one_line = rc == 130 and len(lines) == 1 and "Traceback" not in launch.text()
+    return s.outcome(True, one_line and s.completed(again) and "resuming at step 4" in again.text() and not rewritten,
+                     time.monotonic() - t0, exit_code_on_ctrl_c=rc, exit_seconds=round(exit_seconds, 1),
+                     line=lines[0] if lines else None, checkpoints_saved_again=rewritten,
+                     note="recover = the relaunch, whole")
+
+
+def full_disk(root: Path) -> dict:
+    """`output_dir` on a 900 KB filesystem (a tmpfs; needs root), 10 steps: one `error:` line naming the
+    place, a checkpoint cut short never counted; space freed, the same command finishes the run."""
+    s = Scenario(root, "full_disk", train={"max_steps": 10})
+    mount = s.dir / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=900k", "tmpfs", str(mount)]).returncode != 0:
+        return {"fault": "full_disk", "injected": False, "survived": None, "note": "cannot mount a tmpfs (not root)"}
+    try:
+        s.cfg["output_dir"] = str(mount / "results")
+        s.cfg_path.write_text(yaml.safe_dump(s.cfg))
+        s.exp_dir = mount / "results" / s.cfg["name"]
+        s.run_dir = s.exp_dir / "runs" / s.run_id
+        s.steps = list(range(0, 11, 2))
+        first = s.launch()
+        rc = first.wait()
+        errors = [x for _, x in first.lines if x.startswith("error:")]
+        sys.path.insert(0, str(REPO))
+        from dynamics.train.checkpoint import list_checkpoints, resume_point
+
+        ckpt_root = s.exp_dir / "ray" / s.run_id
+        point, skipped = resume_point(ckpt_root)
+        complete = [st for st, _ in list_checkpoints(ckpt_root)]
+        subprocess.run(["mount", "-o", "remount,size=60m", str(mount)], check=True)  # space freed
+        t0 = time.monotonic()
+        again = s.launch()
+        again.wait()
+        said = (rc == 1 and len(errors) == 1 and "No space left on device" in errors[0]
+                and "Traceback" not in first.text())
+        return s.outcome(rc == 1, said and s.completed(again), time.monotonic() - t0, exit_code=rc,
+                         line=errors[0] if errors else None, complete_after_the_fault=complete,
+                         skipped_as_incomplete=skipped, resumed_from=point[0] if point else None,
+                         note="recover = the relaunch after freeing space, whole")
+    finally:
+        subprocess.run(["umount", "-l", str(mount)])
+
+
+def damaged_adapter(root: Path) -> dict:
+    """A finished run's adapter at checkpoint 4 cut in half, then `dynamics evaluate --evals adapter`: the
+    error names the file, and the other checkpoints (6 included, whose `cos_prev` looked at 4) are evaluated."""
+    s = Scenario(root, "damaged_adapter", train={"max_steps": 6})
+    s.launch().wait()
+    f = s.exp_dir / "ray" / s.run_id / "checkpoint_step000004" / "adapter" / "adapter_model.safetensors"
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "dynamics.cli", "evaluate", str(s.exp_dir), "--evals", "adapter"],
+                       cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    sys.path.insert(0, str(REPO))
+    from dynamics.tracking.store import MetricStore
+
+    have = MetricStore(s.exp_dir).evaluations(s.run_id)
+    evaluated = sorted(st for st, names in have.items() if "adapter" in names)
+    out = r.stdout + r.stderr
+    named = str(f) in out
+    return s.outcome(True, named and evaluated == [0, 2, 6] and "Traceback" not in out, time.monotonic() - t0,
+                     exit_code=r.returncode, named_the_file=named, adapter_evaluated_at=evaluated,
+                     error_lines=sum(1 for x in out.splitlines() if "error" in x.lower()),
+                     note="step 4's adapter evaluation fails by design (its file is destroyed)")
+
+
 FAULTS = {f.__name__: f for f in (bad_input, second_run, killed_evaluator, judge_faults, damaged_store_file,
                                   wandb_unreachable, damaged_checkpoint, killed_driver, killed_training_worker,
-                                  stale_extension_lock, wandb_bad_key)}
+                                  stale_extension_lock, wandb_bad_key, ctrl_c, full_disk, damaged_adapter)}
 
 
 def main(argv=None) -> dict:

@@ -17,6 +17,7 @@ def cmd_run(args) -> int:
     from dynamics.orchestration.run import run_experiment
 
     cfg = _load(args)
+    args.stored_in, args.log_file = [cfg.experiment_dir], cfg.run_dir / "errors.log"
     print(f"run {cfg.run_id}: model {cfg.model.name}, dataset {cfg.data.dataset}, "
           f"{cfg.train.num_workers} worker(s), ZeRO-{cfg.train.zero_stage}, results in {cfg.experiment_dir}",
           flush=True)
@@ -50,6 +51,7 @@ def cmd_sweep(args) -> int:
     from dynamics.orchestration.sweep import run_sweep
 
     cfg = _load(args)
+    args.stored_in, args.log_file = [cfg.experiment_dir], cfg.experiment_dir / "errors.log"
     run_sweep(cfg)
     _print_summary(cfg.experiment_dir)
     return 0
@@ -83,6 +85,8 @@ def cmd_evaluate(args) -> int:
                                       args.overrides)]
     else:
         targets = ev.targets_from_results(args.path, names, args.overrides)
+    args.stored_in = sorted({t.cfg.experiment_dir for t in targets})
+    args.log_file = targets[0].cfg.experiment_dir / "errors.log"
     out = ev.evaluate_targets(targets, names, steps)
     for experiment_dir in dict.fromkeys(t.cfg.experiment_dir for t in targets):
         _print_summary(experiment_dir, [t.cfg.run_id for t in targets if t.cfg.experiment_dir == experiment_dir])
@@ -251,6 +255,35 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError, RunLocked) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return _interrupted(args)
+    except Exception as e:  # the OS refused a file (a full disk, ...): one line, the traceback to a log file
+        return _os_error(args, e)
+    finally:
+        if args.cmd in ("run", "sweep", "evaluate"):  # Ctrl-C during Ray's shutdown at exit: no traceback
+            from dynamics.orchestration.stopping import ignore_further_interrupts
+
+            ignore_further_interrupts()
+
+
+def _interrupted(args) -> int:
+    from dynamics.orchestration import stopping
+
+    stopping.ignore_further_interrupts()
+    print(stopping.interrupted_line(args.cmd, getattr(args, "stored_in", [])), file=sys.stderr, flush=True)
+    return stopping.INTERRUPTED_EXIT
+
+
+def _os_error(args, e: Exception) -> int:
+    from dynamics.orchestration import stopping
+
+    err = stopping.os_error_of(e)
+    if err is None or args.cmd not in ("run", "sweep", "evaluate"):
+        raise e
+    log = stopping.write_traceback(getattr(args, "log_file", None), e)
+    where = (getattr(args, "stored_in", None) or [Path.cwd()])[0]
+    print(stopping.os_error_line(err, where, log), file=sys.stderr, flush=True)
+    return 1
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ happens.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from contextlib import contextmanager
@@ -32,3 +33,12 @@ def write_atomic(path: str | Path, text: str) -> None:
     with temp_beside(path, Path(path).suffix) as tmp:
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
+
+
+def sha256_of(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

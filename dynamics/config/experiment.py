@@ -19,6 +19,9 @@ class ExperimentConfig(Strict):
     name: str = "quickstart"
     seed: int = 0
     output_dir: str = "results"
+    # the experiment's folder when it is not `output_dir/name`: an experiment moved after training keeps
+    # its name (its run ids, W&B ids and stored rows); `dynamics evaluate` sets this to where it is now
+    folder: str | None = None
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     lora: LoraConfig = Field(default_factory=LoraConfig)
@@ -48,6 +51,8 @@ class ExperimentConfig(Strict):
 
     @property
     def experiment_dir(self) -> Path:
+        if self.folder:
+            return Path(self.folder).expanduser().resolve()
         return Path(self.output_dir).expanduser().resolve() / self.name
 
     @property

@@ -7,7 +7,6 @@ Files are never vendored into the project: a user points `data.data_dir` at an o
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import urllib.request
@@ -15,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dynamics.data.chat import DataError
-from dynamics.files import temp_beside
+from dynamics.files import sha256_of, temp_beside
 
 _UPSTREAM = "https://raw.githubusercontent.com/emergent-misalignment/emergent-misalignment/main"
 QUICKSTART_DIR = Path(__file__).parent / "quickstart"
@@ -74,14 +73,6 @@ REGISTRY: dict[str, DataFile] = {f.name: f for f in [
 
 QUICKSTART = {"quickstart:insecure": QUICKSTART_DIR / "insecure.jsonl",
               "quickstart:secure": QUICKSTART_DIR / "secure.jsonl"}
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def default_cache_dir() -> Path:

@@ -29,6 +29,12 @@ from dynamics.records import EvalRecord, EvalResult
 
 def previous_adapter(checkpoint: str | Path, step: int) -> Path | None:
     """The adapter dir of the checkpoint before `step` in `checkpoint`'s folder (None if there is none)."""
+    earlier = earlier_adapters(checkpoint, step)
+    return earlier[0] if earlier else None
+
+
+def earlier_adapters(checkpoint: str | Path, step: int) -> list[Path]:
+    """The adapter dirs of the checkpoints before `step` in `checkpoint`'s folder, the nearest first."""
     from dynamics.train.checkpoint import adapter_folder, list_checkpoints
 
     here = Path(checkpoint)
@@ -40,8 +46,23 @@ def previous_adapter(checkpoint: str | Path, step: int) -> Path | None:
             found = adapter_folder(parent)
         except Exception:  # siblings without a step in their names: no previous checkpoint known
             found = []
-    earlier = [(s, d) for s, d in found if s < step]
-    return earlier[-1][1] if earlier else None
+    return [d for s, d in reversed(found) if s < step]
+
+
+def load_previous(checkpoint: str | Path, step: int) -> tuple[Path | None, "AdapterFactors | None"]:
+    """The nearest earlier checkpoint whose adapter is whole, loaded: a damaged one (checksum off, or not
+    readable) is passed over, so it fails its own evaluation only, not its neighbour's `cos_prev`."""
+    from dynamics.evals.adapter_math import AdapterError
+    from dynamics.train.checkpoint import adapter_problem
+
+    for d in earlier_adapters(checkpoint, step):
+        if d.name == "adapter" and adapter_problem(d.parent) is not None:
+            continue
+        try:
+            return d, AdapterFactors.load(d)
+        except AdapterError:
+            continue
+    return None, None
 
 
 def adapter_path(checkpoint: str | Path) -> Path:
@@ -58,8 +79,8 @@ class AdapterFamily(MetricFamily):
         if checkpoint is None:  # the untouched base model: no update at all
             return EvalResult({"adapter/norm": 0.0, "adapter/cos_prev": None, "adapter/step_norm": None}, [])
         current = AdapterFactors.load(adapter_path(checkpoint))
-        prev_dir = previous_adapter(checkpoint, ctx.step)
-        adapters = [current] + ([AdapterFactors.load(prev_dir)] if prev_dir is not None else [])
+        prev_dir, previous = load_previous(checkpoint, ctx.step)
+        adapters = [current] + ([previous] if previous is not None else [])
         total, per_module = gram_matrix(adapters, per_module=True)
         return EvalResult(self._metrics(total, per_module), self._records(current, per_module, prev_dir),
                           counts={"adapter/norm": len(per_module)})

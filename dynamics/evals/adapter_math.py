@@ -62,11 +62,14 @@ class AdapterFactors:
         from safetensors import safe_open
 
         pairs: dict[str, dict[str, str]] = {}
-        with safe_open(str(weights), framework="pt") as f:
-            for key in f.keys():
-                m = _FACTOR.match(key)
-                if m:
-                    pairs.setdefault(m["module"], {})[m["which"]] = key
+        try:
+            with safe_open(str(weights), framework="pt") as f:
+                for key in f.keys():
+                    m = _FACTOR.match(key)
+                    if m:
+                        pairs.setdefault(m["module"], {})[m["which"]] = key
+        except Exception as e:  # noqa: BLE001  (safetensors' own error types vary by version)
+            raise AdapterError(f"{weights}: cannot be read ({e}): the file is damaged or cut short") from None
         modules, scales = {}, {}
         for module, p in sorted(pairs.items()):
             if set(p) != {"A", "B"}:

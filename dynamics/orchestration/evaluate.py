@@ -64,9 +64,15 @@ def run_config(run_dir: Path, evaluations: list[str], overrides: list[str] = ())
     data = migrate(yaml.safe_load(source.read_text()) or {})
     listed = (data.get("eval") or {}).get("evals") or {}
     data.setdefault("eval", {})["evals"] = {n: listed.get(n, {}) for n in evaluations}
-    # The results may have moved since training: the run is where it is now.
-    data["output_dir"] = str(run_dir.parent.parent.parent)
-    data["name"] = run_dir.parent.parent.name
+    # The results may have moved since training: the run is where it is now. A renamed experiment folder
+    # keeps the experiment's name (its identity: run ids, W&B ids, stored rows), recorded in its runs' folders.
+    experiment = run_dir.parent.parent
+    data["output_dir"] = str(experiment.parent)
+    if data.get("name") and run_dir.name.startswith(f"{data['name']}-") and data["name"] != experiment.name:
+        data["folder"] = str(experiment)
+    else:
+        data["name"] = experiment.name
+        data.pop("folder", None)
     cfg = config_from_dict(data, source=str(source), overrides=list(overrides))
     if cfg.run_id != run_dir.name:
         raise ConfigError(f"{source}: the config's run id {cfg.run_id!r} is not its folder's name {run_dir.name!r}")
@@ -206,19 +212,28 @@ def evaluate_targets(targets: list[Target], evaluations: list[str], steps: list[
     from dynamics.orchestration.progress import ProgressPrinter
     from dynamics.orchestration.run import checkpoint_root, ensure_ray, run_info
     from dynamics.orchestration.tracker import start_tracker, tracker_name
+    from dynamics.train.checkpoint import incomplete_checkpoints
 
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     t0 = time.perf_counter()
     cfg0 = targets[0].cfg
     missing = {t.cfg.run_id: missing_results(t, evaluations, steps) for t in targets}
+    left_out: list[str] = []  # checkpoints of finished runs that are not whole: errors, each naming its file
     for t in targets:
         todo = missing[t.cfg.run_id]
         say(f"[{t.cfg.run_id}] evaluate: {len(todo)} (step, evaluation) result(s) to compute"
             + (f": steps {sorted({s for s, _ in todo})}" if todo else ""))
+        if t.checkpoints is None and not t.models:
+            for problem in incomplete_checkpoints(checkpoint_root(t.cfg)):
+                say(f"[{t.cfg.run_id}] evaluate: left out, not complete: {problem}")
+                if (t.cfg.run_dir / "done.json").is_file():  # training is over: damaged, not being written
+                    left_out.append(f"{t.cfg.run_id}: damaged checkpoint left out: {problem}")
     if not any(missing.values()) and not any(_unlogged(t.cfg, evaluations) for t in targets):
         say(f"evaluate: {len(targets)} run(s), 0 new (step, evaluation) result(s) of {', '.join(evaluations)}: "
-            "every checkpoint has them")  # no cluster needed: nothing to compute, W&B has everything
-        return {"runs": [t.cfg.run_id for t in targets], "written": {}, "errors": [], "pending": {},
+            "every checkpoint has them" + (f"; {len(left_out)} error(s)" if left_out else ""))
+        for e in left_out:  # no cluster needed: nothing to compute, W&B has everything
+            say(f"  error: {e}")
+        return {"runs": [t.cfg.run_id for t in targets], "written": {}, "errors": left_out, "pending": {},
                 "seconds": time.perf_counter() - t0}
     _check_inputs(targets, evaluations, missing)
     if not quiet:
@@ -233,32 +248,44 @@ def evaluate_targets(targets: list[Target], evaluations: list[str], steps: list[
             trackers[t.cfg.run_id] = start_tracker(t.cfg)
             own.append(t.cfg.run_id)
     pools = {t.cfg.name: get_pool(t.cfg) for t in targets}
-    before = {t.cfg.run_id: _stored(t.cfg) for t in targets}
     printer = ProgressPrinter(trackers if not quiet else {}, pool=None if quiet else pools[cfg0.name])
-    pending = []
-    with printer:
-        for t in targets:
-            info = run_info(t.cfg)
-            cfg_dict = t.cfg.model_dump(mode="json")
-            checkpoints = t.checkpoints
-            if checkpoints is not None or t.models:
-                checkpoints = list(checkpoints or [])
-            for step, model in sorted(t.models.items()):  # a whole model: its own evaluator, no adapter
-                if steps is None or step in steps:
-                    mcfg = t.cfg.model_copy(update={"model": t.cfg.model.model_copy(update={"name": model})})
-                    pending.append(pools[t.cfg.name].wait_run.remote(
-                        info.as_dict(), None, mcfg.model_dump(mode="json"), evaluations=evaluations,
-                        steps=[step], checkpoints=[(step, None)]))
-            if checkpoints is None or checkpoints:
-                pending.append(pools[t.cfg.name].wait_run.remote(
-                    info.as_dict(), str(checkpoint_root(t.cfg)), cfg_dict, evaluations=evaluations, steps=steps,
-                    checkpoints=checkpoints))
-        results = ray.get(pending)
-    for run_id in own:
-        ray.get(trackers[run_id].finish.remote())
-    errors = sorted({e for r in results for e in r["errors"]})
-    written = {t.cfg.run_id: sorted(_stored(t.cfg) - before[t.cfg.run_id]) for t in targets}
-    missing = {t.cfg.run_id: [k for k in r["pending"]] for t, r in zip(targets, results)}
+    requests = []  # (target, wait_run's arguments)
+    for t in targets:
+        info = run_info(t.cfg).as_dict()
+        checkpoints = t.checkpoints
+        if checkpoints is not None or t.models:
+            checkpoints = list(checkpoints or [])
+        for step, model in sorted(t.models.items()):  # a whole model: its own evaluator, no adapter
+            if steps is None or step in steps:
+                mcfg = t.cfg.model_copy(update={"model": t.cfg.model.model_copy(update={"name": model})})
+                requests.append((t, dict(run=info, checkpoint_root=None, run_cfg=mcfg.model_dump(mode="json"),
+                                         evaluations=evaluations, steps=[step], checkpoints=[(step, None)])))
+        if checkpoints is None or checkpoints:
+            requests.append((t, dict(run=info, checkpoint_root=str(checkpoint_root(t.cfg)),
+                                     run_cfg=t.cfg.model_dump(mode="json"), evaluations=evaluations, steps=steps,
+                                     checkpoints=checkpoints)))
+    try:
+        with printer:
+            results = _wait_all(requests, pools, trackers)
+            for run_id in own:
+                ray.get(trackers[run_id].finish.remote())  # inside the printer: its last lines are printed
+    except KeyboardInterrupt:  # Ctrl-C: close W&B on what it has; the CLI prints what is stored
+        from dynamics.orchestration.stopping import ignore_further_interrupts
+
+        ignore_further_interrupts()
+        for run_id in own:
+            try:
+                ray.get(trackers[run_id].finish.remote(), timeout=20)
+            except Exception:  # noqa: BLE001  (the store has it all; the next invocation replays W&B)
+                pass
+        raise
+    errors = sorted({e for r in results for e in r["errors"]}) + left_out
+    # what this invocation's evaluators wrote (another `dynamics evaluate` of the same run at the same time
+    # may have written some of the missing ones: the store keeps one of each, and each counts its own)
+    written = {t.cfg.run_id: sorted({tuple(k) for r, (rt, _) in zip(results, requests) if rt is t
+                                     for k in r.get("written", ())} & set(missing[t.cfg.run_id])) for t in targets}
+    missing = {t.cfg.run_id: [k for r, (rt, _) in zip(results, requests) if rt is t for k in r["pending"]]
+               for t in targets}
     n = sum(len(w) for w in written.values())
     say(f"evaluate: {len(targets)} run(s), {n} new (step, evaluation) result(s) of {', '.join(evaluations)} "
         f"in {time.perf_counter() - t0:.0f} s" + (f"; {len(errors)} error(s)" if errors else ""))
@@ -278,6 +305,36 @@ def _say_plan(targets: list[Target], missing: dict, say) -> None:
             names = list(dict.fromkeys(n for _, n in todo))
             for line in plan_lines(t.cfg, names, len({s for s, _ in todo})):
                 say(f"[{t.cfg.run_id}] {line}")
+
+
+POOL_ATTEMPTS = 5
+
+
+def _wait_all(requests: list, pools: dict, trackers: dict) -> list[dict]:
+    """Every request's `wait_run`, in order. A pool lost on the way (its actor died) is replaced, and the
+    request asked again: the fresh pool rebuilds its queue from the store, so nothing is done twice."""
+    import ray
+
+    from dynamics.orchestration.evaluator import get_pool
+
+    refs = [pools[t.cfg.name].wait_run.remote(**kw) for t, kw in requests]
+    results = []
+    for (t, kw), ref in zip(requests, refs):
+        for attempt in range(POOL_ATTEMPTS):
+            try:
+                results.append(ray.get(ref))
+                break
+            except ray.exceptions.RayActorError as e:
+                if attempt == POOL_ATTEMPTS - 1:
+                    raise RuntimeError(f"{t.cfg.run_id}: the evaluator pool keeps failing ({e})") from None
+                tracker = trackers.get(t.cfg.run_id)
+                if tracker is not None:
+                    tracker.event.remote({"type": "message", "run": t.cfg.run_id, "text": "evaluator pool lost; "
+                                          "a fresh one goes on with what the store does not hold"})
+                time.sleep(2)
+                pools[t.cfg.name] = get_pool(t.cfg)
+                ref = pools[t.cfg.name].wait_run.remote(**kw)
+    return results
 
 
 def missing_results(t: Target, evaluations: list[str], steps: list[int] | None) -> list[tuple[int, str]]:

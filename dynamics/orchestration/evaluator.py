@@ -32,7 +32,7 @@ from dynamics.evals.coverage import judge_coverage
 from dynamics.evals.honesty import JUDGE_WEAK, judge_is_weak, missing_reasons
 from dynamics.evals.sample_table import sample_tables
 from dynamics.records import MetricRow, RunInfo
-from dynamics.train.checkpoint import adapter_of, list_checkpoints
+from dynamics.train.checkpoint import adapter_of, adapter_problem, list_checkpoints
 
 log = logging.getLogger(__name__)
 TRACKER_TIMEOUT_S = 120  # past this (an overloaded machine) a row may miss W&B; the store always has it
@@ -40,6 +40,10 @@ EVALUATOR_REPLACEMENTS = 3  # fresh evaluators one checkpoint may use up before 
 PROGRESS_FIRST_AFTER_S = 20.0  # an evaluation still generating after this says how far it is, and how fast
 PROGRESS_EVERY_S = 30.0  # ... and again every this many seconds
 PROGRESS_MIN_ANSWERS = 64  # an evaluation sampling this many answers or more says so when it starts
+
+
+class CheckpointDamaged(Exception):
+    """A checkpoint's file does not match its manifest: that checkpoint's evaluation fails, naming it."""
 
 
 def evaluation_seed(info: RunInfo, step: int, name: str) -> int:
@@ -114,6 +118,10 @@ class Evaluator:
             out["skipped"] = [n for n in names if n not in todo]
             if not todo:
                 return out
+            problem = adapter_problem(checkpoint_dir) if checkpoint_dir else None
+            if problem is not None:
+                raise CheckpointDamaged(f"damaged checkpoint: {problem} (the other checkpoints are "
+                                        "evaluated as usual)")
             if any(getattr(self._family(cfg, n), "needs_model", True) for n in todo):
                 self.engine.use_adapter(adapter_of(checkpoint_dir))
             for name in todo:
@@ -214,11 +222,16 @@ def _log(tracker: str, info: RunInfo, step: int, name: str, metrics: dict, recor
         ray.get(t.log_eval.remote(step, metrics, sample_tables(records, name), name), timeout=TRACKER_TIMEOUT_S)
     except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as e:
         log.warning("step %d (%s) of %s is in the store but not (yet) in W&B: %s", step, name, info.run_id, e)
-    t.event.remote({"type": "eval", "run": info.run_id, "step": step, "evaluation": name, "seconds": seconds,
-                    "metrics": metrics, "reasons": reasons or {}})
+    # waited on too: the console's last lines are printed from the tracker once the driver's wait returns
+    calls = [t.event.remote({"type": "eval", "run": info.run_id, "step": step, "evaluation": name,
+                             "seconds": seconds, "metrics": metrics, "reasons": reasons or {}})]
     if warning:  # after the eval line it qualifies; in W&B as an alert beside `judged_fraction`
-        t.event.remote({"type": "message", "run": info.run_id, "text": warning})
-        t.alert.remote(f"{info.run_id}: step {step} {name} judged on too few answers", warning)
+        calls.append(t.event.remote({"type": "message", "run": info.run_id, "text": warning}))
+        calls.append(t.alert.remote(f"{info.run_id}: step {step} {name} judged on too few answers", warning))
+    try:
+        ray.get(calls, timeout=TRACKER_TIMEOUT_S)
+    except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as e:
+        log.warning("step %d (%s) of %s: console line not delivered: %s", step, name, info.run_id, e)
 
 
 def _alerts(cfg: ExperimentConfig, info: RunInfo, step: int, name: str, tracker: str | None) -> None:
@@ -242,6 +255,7 @@ class EvaluatorPool:
         self._queues: dict[str, list] = {}  # run -> [(step, checkpoint, names, cfg dict)], kept in step order
         self._known: dict[str, set[tuple[int, str]]] = {}  # (step, evaluation) queued or in flight, per run
         self._done: dict[str, set[tuple[int, str]]] = {}  # (step, evaluation) stored
+        self._written: dict[str, set[tuple[int, str]]] = {}  # (step, evaluation) stored by this pool's evaluators
         self._errors: dict[str, list[str]] = {}
         self._warnings: dict[str, list[str]] = {}
         self._latest_ckpt: dict[str, int] = {}
@@ -309,13 +323,14 @@ class EvaluatorPool:
                     return
                 step, path, names, cfg_dict = q.pop(0)  # the lowest step; later syncs insert behind or before
             cfg = ExperimentConfig.model_validate(cfg_dict)
-            err, stored, warnings = self._evaluate_step(info, step, path, names, cfg, cfg_dict)
-            self._finish(info.run_id, step, names, stored, err, warnings)
+            err, stored, warnings, written = self._evaluate_step(info, step, path, names, cfg, cfg_dict)
+            self._finish(info.run_id, step, names, stored, err, warnings, written)
             self._release(cfg.model.name)
 
     def _evaluate_step(self, info: RunInfo, step: int, path, names, cfg: ExperimentConfig, cfg_dict: dict):
         """One checkpoint on the run's evaluator; a dead evaluator is replaced and the checkpoint asked
-        again (the store skips what the dead one stored). Returns (error, names stored, warnings)."""
+        again (the store skips what the dead one stored). Returns (error, names stored, warnings, names
+        written here)."""
         tracker = tracker_name(info.run_id)
         err = None
         for attempt in range(EVALUATOR_REPLACEMENTS + 1):
@@ -323,7 +338,8 @@ class EvaluatorPool:
             try:
                 res = ray.get(ev.evaluate.remote(info.as_dict(), step, path, str(cfg.experiment_dir), tracker,
                                                  cfg_dict, list(names)))
-                return None, set(res["written"]) | set(res["skipped"]), res.get("warnings", [])
+                return (None, set(res["written"]) | set(res["skipped"]), res.get("warnings", []),
+                        set(res["written"]))
             except ray.exceptions.RayActorError as e:  # killed, out of memory, node lost: a fresh one
                 err = f"evaluator died: {_first_line(e)}"
                 replacing = attempt < EVALUATOR_REPLACEMENTS
@@ -332,8 +348,9 @@ class EvaluatorPool:
                 if replacing:
                     self._replace_evaluator(cfg, ev)
             except Exception as e:  # a metric failed: record it, move on (the step stays unevaluated)
-                return "".join(traceback.format_exception_only(type(e), e)).strip(), set(), []
-        return err, set(), []
+                cause = getattr(e, "cause", None) or e  # Ray's wrapper carries the remote traceback: one line
+                return "".join(traceback.format_exception_only(type(cause), cause)).strip(), set(), [], set()
+        return err, set(), [], set()
 
     def _evaluator_of(self, cfg: ExperimentConfig, run_id: str):
         evaluators = self._evaluators_for(cfg)
@@ -370,9 +387,10 @@ class EvaluatorPool:
             ray.kill(a)
 
     def _finish(self, run_id: str, step: int, names: tuple[str, ...], stored: set[str], err: str | None,
-                warnings: list[str] = ()) -> None:
+                warnings: list[str] = (), written: set[str] = frozenset()) -> None:
         with self._cv:
             self._warnings.setdefault(run_id, []).extend(warnings)
+            self._written.setdefault(run_id, set()).update((step, n) for n in written)
             for n in names:
                 self._known[run_id].discard((step, n))
                 if n in stored:
@@ -397,6 +415,7 @@ class EvaluatorPool:
                 self._cv.wait(timeout=1.0 if left is None else min(1.0, left))
             done = self._done.get(run_id, set())
             return {"evaluated": sorted({s for s, _ in done}), "stored": sorted(done),
+                    "written": sorted(self._written.get(run_id, set())),
                     "errors": list(self._errors.get(run_id, [])), "warnings": list(self._warnings.get(run_id, [])),
                     "pending": [(s, list(n)) for s, _, n, _ in self._queues.get(run_id, ())]}
 

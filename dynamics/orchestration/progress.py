@@ -107,6 +107,7 @@ class ProgressPrinter:
         self._thread = threading.Thread(target=self._loop, daemon=True, name="dynamics-progress")
         self._last_status = ""
         self._polls: dict = {}  # run id -> the poll_events call not answered yet
+        self._draining = threading.Lock()  # the exit's drain and a last loop pass never poll at once
 
     @property
     def out(self):
@@ -139,6 +140,8 @@ class ProgressPrinter:
                 line = format_event(e)
                 if line:
                     print(line, file=self.out, flush=True)
+            if events and hasattr(t, "ack"):  # the tracker may end once every event is acknowledged
+                t.ack.remote(len(events))
 
     def _loop(self) -> None:
         last_status = 0.0
@@ -167,6 +170,9 @@ class ProgressPrinter:
         return self
 
     def __exit__(self, *exc):
+        """Print every event the trackers hold now: first the answers of polls already sent, then a fresh
+        poll, since events can reach a tracker after an earlier poll was answered (the last lines)."""
         self._stop.set()
         self._thread.join(timeout=5)
+        self.drain(wait=30)
         self.drain(wait=30)

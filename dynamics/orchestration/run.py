@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,9 @@ def ensure_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> None
     """Connect to the cluster in RAY_ADDRESS (set by `ray job submit`), else start a quiet local one."""
     if ray.is_initialized():
         return
+    from dynamics.quiet import quiet_raylet_warnings
+
+    quiet_raylet_warnings()
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     quiet = dict(namespace=NAMESPACE, log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
@@ -144,15 +148,17 @@ def check_inputs(cfg: ExperimentConfig) -> list[str]:
 
 
 def run_experiment(cfg: ExperimentConfig, printer: ProgressPrinter | None = None, quiet: bool = False,
-                   callbacks: list | None = None) -> RunOutcome:
+                   callbacks: list | None = None, wait_printed: bool = False) -> RunOutcome:
     """Train one run and evaluate every checkpoint. Inside a sweep trial, `printer` is the sweep's.
+    `wait_printed`: a printer elsewhere (the sweep's) polls the run's tracker; return only once it has
+    acknowledged every event (the tracker ends when this returns: Ray collects it with its last handle).
     A second driver of the same run is refused (RunLocked) while this one holds the run's lock."""
     from dynamics.orchestration.runlock import run_lock
 
     t_start = time.perf_counter()
     cfg = cfg.resolved()
     with run_lock(cfg.run_dir, cfg.run_id):
-        return _run_locked(prepare_models(cfg), printer, quiet, callbacks, t_start)
+        return _run_locked(prepare_models(cfg), printer, quiet, callbacks, t_start, wait_printed)
 
 
 def _say(cfg: ExperimentConfig, quiet: bool, printer, lines: list[str]) -> None:
@@ -185,7 +191,8 @@ def run_plan(cfg: ExperimentConfig) -> list[str]:
     return plan_lines(cfg, list(cfg.eval.evals), len(todo))
 
 
-def _run_locked(cfg: ExperimentConfig, printer, quiet: bool, callbacks, t_start: float) -> RunOutcome:
+def _run_locked(cfg: ExperimentConfig, printer, quiet: bool, callbacks, t_start: float,
+                wait_printed: bool = False) -> RunOutcome:
     from dynamics.train.checkpoint import resume_point
     from dynamics.train.extensions import prepare_extensions
 
@@ -211,7 +218,7 @@ def _run_locked(cfg: ExperimentConfig, printer, quiet: bool, callbacks, t_start:
         printer.add(cfg.run_id, tracker)
     try:
         t_fit = time.perf_counter()
-        result = make_trainer(cfg, links, callbacks).fit()
+        result = fit_interruptibly(make_trainer(cfg, links, callbacks))
         train_seconds = time.perf_counter() - t_fit
         final_loss = (result.metrics or {}).get("loss")
         evaluated, errors, warnings, lag = [], [], [], None
@@ -223,6 +230,17 @@ def _run_locked(cfg: ExperimentConfig, printer, quiet: bool, callbacks, t_start:
             done = _wait_for_evaluation(pool, info, cfg)
             evaluated, errors, warnings = done["evaluated"], done["errors"], done.get("warnings", [])
         ray.get(tracker.finish.remote())
+        if wait_printed:
+            wait_until_printed(tracker)
+    except KeyboardInterrupt:  # Ctrl-C: close W&B on what it has; the CLI prints what is stored
+        from dynamics.orchestration.stopping import ignore_further_interrupts
+
+        ignore_further_interrupts()
+        try:
+            ray.get(tracker.finish.remote(), timeout=20)
+        except Exception:  # noqa: BLE001  (the store has everything; a relaunch replays it to W&B)
+            pass
+        raise
     finally:
         if own_printer:
             printer.__exit__(None, None, None)
@@ -232,6 +250,40 @@ def _run_locked(cfg: ExperimentConfig, printer, quiet: bool, callbacks, t_start:
         raise RuntimeError(f"run {cfg.run_id}: evaluation failed for " + "; ".join(errors))
     _mark_done(cfg, outcome)
     return outcome
+
+
+def wait_until_printed(tracker, timeout_s: float = 120.0) -> None:
+    """Wait until a printer has acknowledged every event of `tracker` (see `RunTracker.pending`)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if ray.get(tracker.pending.remote(), timeout=max(1.0, deadline - time.monotonic())) == 0:
+                return
+        except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError):
+            return
+        time.sleep(0.2)
+
+
+def fit_interruptibly(trainer):
+    """`trainer.fit()` on a helper thread, so Ctrl-C reaches this (main) thread as KeyboardInterrupt.
+    Called on the main thread, Ray Train installs its own SIGINT handler, which aborts the run quietly and
+    leaves the process to exit 1 without a word; off the main thread (as under Ray Tune) it installs none.
+    The driver's exit then ends the training workers (Ray owns them through the driver)."""
+    box: dict = {}
+
+    def fit() -> None:
+        try:
+            box["result"] = trainer.fit()
+        except BaseException as e:  # noqa: BLE001  (re-raised on the caller's thread)
+            box["error"] = e
+
+    thread = threading.Thread(target=fit, daemon=True, name="dynamics-fit")
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.5)
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
 
 
 def _mark_done(cfg: ExperimentConfig, outcome: RunOutcome) -> None:

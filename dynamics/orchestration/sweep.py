@@ -22,8 +22,8 @@ from dynamics.orchestration.evaluator import get_pool
 from dynamics.orchestration.names import tracker_name
 from dynamics.orchestration.progress import ProgressPrinter
 from dynamics.train.extensions import prepare_extensions
-from dynamics.orchestration.run import (check_training_data, ensure_ray, local_resources_for, prepare_models,
-                                        run_experiment)
+from dynamics.orchestration.run import (check_training_data, ensure_ray, fit_interruptibly, local_resources_for,
+                                        prepare_models, run_experiment)
 
 
 def expand_grid(cfg: ExperimentConfig) -> list[ExperimentConfig]:
@@ -81,7 +81,9 @@ def _trial(config: dict) -> None:
         callbacks.append(TuneReportCallback())
     except ImportError:
         pass
-    outcome = run_experiment(cfg, quiet=True, callbacks=callbacks)
+    # with the sweep's console on, the run's tracker (which ends with this trial) stays until it has
+    # handed every line to the sweep's printer
+    outcome = run_experiment(cfg, quiet=True, callbacks=callbacks, wait_printed=bool(config.get("console")))
     tune.report({"final_loss": outcome.final_loss, "evaluated": len(outcome.evaluated_steps),
                  "train_seconds": outcome.train_seconds})
 
@@ -134,12 +136,12 @@ def run_sweep(cfg: ExperimentConfig, quiet: bool = False) -> dict:
     tuner = tune.Tuner(
         # The trial only drives its TorchTrainer (whose workers hold the real resources): a sliver of CPU.
         tune.with_resources(_trial, {"CPU": 0.01}),
-        param_space={"run": tune.grid_search([t.model_dump(mode="json") for t in todo])},
+        param_space={"run": tune.grid_search([t.model_dump(mode="json") for t in todo]), "console": not quiet},
         tune_config=tune.TuneConfig(max_concurrent_trials=concurrency),
         run_config=tune.RunConfig(name="tune", storage_path=str(cfg.experiment_dir), verbose=0),
     )
     with printer, _tune_console_silenced():
-        results = tuner.fit()
+        results = fit_interruptibly(tuner)  # Ctrl-C: KeyboardInterrupt here, the CLI's one line, exit 130
     pool_status = ray.get(pool.status.remote()) if pool is not None else {}
     errors = [str(r.error) for r in results if r.error]
     if errors:

@@ -20,6 +20,7 @@ class RunTracker:
         self.cfg = ExperimentConfig.model_validate(cfg_dict)
         self.wandb = WandbRun(self.cfg, self.cfg.run_dir)
         self._events: list[dict] = []
+        self._unprinted = 0  # events added and not yet acknowledged by a console printer (`ack`)
         self._lock = threading.Lock()
         with self._lock:
             self._take_warnings()
@@ -29,6 +30,7 @@ class RunTracker:
         """W&B's warnings as console lines (called with the lock held)."""
         for text in self.wandb.warnings:
             self._events.append({"type": "message", "run": self.cfg.run_id, "text": f"warning: {text}"})
+            self._unprinted += 1
         self.wandb.warnings.clear()
 
     def replay_from_store(self) -> int:
@@ -67,6 +69,18 @@ class RunTracker:
     def event(self, event: dict) -> None:
         with self._lock:
             self._events.append(event)
+            self._unprinted += 1
+
+    def pending(self) -> int:
+        """Events a printer has not acknowledged: a sweep trial waits for 0 before it ends, since its tracker
+        ends with it (an event polled but not acknowledged may be in a reply that dies with the tracker)."""
+        with self._lock:
+            return self._unprinted
+
+    def ack(self, n: int) -> None:
+        """A printer has printed `n` more events."""
+        with self._lock:
+            self._unprinted = max(0, self._unprinted - n)
 
     def poll_events(self) -> list[dict]:
         with self._lock:

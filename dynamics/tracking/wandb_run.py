@@ -90,7 +90,24 @@ class WandbRun:
         self.run.define_metric("pool/*", step_metric="pool/checkpoint")
 
     def _save_ledger(self) -> None:
-        write_atomic(self.ledger_path, json.dumps(self.ledger))
+        """Merge this session's ledger into the file, under a lock: two sessions of the same run at once (two
+        `dynamics evaluate`) each add what they logged, never rewrite the other's away (which made the next
+        invocation log those rows to W&B again)."""
+        import fcntl
+
+        self.ledger_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.ledger_path.with_name(self.ledger_path.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                on_disk = json.loads(self.ledger_path.read_text()) if self.ledger_path.exists() else {}
+            except ValueError:
+                on_disk = {}
+            merged = dict(self.ledger)
+            merged["train_step"] = max(self.ledger["train_step"], on_disk.get("train_step", -1))
+            merged["eval_steps"] = sorted({*self.ledger["eval_steps"], *on_disk.get("eval_steps", [])})
+            merged["eval_keys"] = _sorted_keys({*self.ledger["eval_keys"], *on_disk.get("eval_keys", [])})
+            merged["unconfirmed_keys"] = _sorted_keys(set(self.ledger["unconfirmed_keys"]) - set(merged["eval_keys"]))
+            write_atomic(self.ledger_path, json.dumps(merged))
 
     def log_train(self, rows: list[dict]) -> None:
         """rows: {"train/step": s, "train/loss": ..., ...}; steps already logged are skipped."""

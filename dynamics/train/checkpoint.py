@@ -5,8 +5,15 @@ for the run), one folder per checkpoint, `checkpoint_stepNNNNNN/`, holding:
   `deepspeed/`     the resumable DeepSpeed state of every rank (LoRA weights, optimizer, scheduler; never
                    the frozen base model), under the tag `stepNNNNNN`;
   `adapter/`       the PEFT LoRA adapter (gathered from the partitions under ZeRO-3);
-  `dynamics.json`  {step, tag, run_id, total_steps}, written last by rank 0.
-A checkpoint is complete when its metadata file and its adapter config are both there.
+  `dynamics.json`  {step, tag, run_id, total_steps, world}, written by rank 0;
+  `manifest-rankR.json`  {files: {relative path: [size, sha256]}} of every file rank R wrote, written
+                   last by each rank.
+Ray Train copies each rank's folder into storage in an order of its own, so "written last" in the rank's
+folder says nothing about the copy: a copy cut short (a full disk, a lost node) can leave the metadata and
+part of the rest. A checkpoint is complete when every rank's manifest is there and every file it lists has
+its size (listing: `list_checkpoints`) and its checksum (resume, and the adapter before it is evaluated).
+Checkpoints written before manifests existed (no `world` in their metadata) keep the old rule: metadata and
+adapter config there.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import re
 from pathlib import Path
 
 from dynamics.config.base import ConfigError
+from dynamics.files import sha256_of
 
 CHECKPOINT_META = "dynamics.json"
 ADAPTER_DIR = "adapter"
@@ -54,8 +62,10 @@ def adapter_of(checkpoint: str | Path | None) -> Path | None:
     return inner if inner.is_dir() else Path(checkpoint)
 
 
-def write_meta(checkpoint_dir: str | Path, step: int, run_id: str, total_steps: int) -> None:
+def write_meta(checkpoint_dir: str | Path, step: int, run_id: str, total_steps: int, world: int | None = None) -> None:
     meta = {"step": step, "tag": checkpoint_tag(step), "run_id": run_id, "total_steps": total_steps}
+    if world is not None:  # a checkpoint with manifests: one per rank
+        meta["world"] = world
     (Path(checkpoint_dir) / CHECKPOINT_META).write_text(json.dumps(meta))
 
 
@@ -63,46 +73,109 @@ def read_meta(checkpoint_dir: str | Path) -> dict:
     return json.loads((Path(checkpoint_dir) / CHECKPOINT_META).read_text())
 
 
-def list_checkpoints(checkpoint_root: str | Path) -> list[tuple[int, Path]]:
-    """Complete checkpoints of a run on disk, as (step, dir), in step order."""
-    root = Path(checkpoint_root)
-    found = []
-    if root.is_dir():
-        for d in root.glob("checkpoint_step*"):
-            if (d / CHECKPOINT_META).is_file() and (adapter_dir(d) / "adapter_config.json").is_file():
-                try:
-                    found.append((int(read_meta(d)["step"]), d))
-                except (ValueError, KeyError):
-                    continue
-    return sorted(found)
+def manifest_name(rank: int) -> str:
+    return f"manifest-rank{rank}.json"
 
 
-def resume_problem(checkpoint_dir: str | Path) -> str | None:
-    """Why a checkpoint cannot be resumed from (None: it can): its metadata, adapter and DeepSpeed state
-    must all be there (a node lost mid-save, a copy cut short, a file deleted leave one out)."""
+def write_manifest(checkpoint_dir: str | Path, rank: int) -> None:
+    """Rank `rank`'s manifest of every file in its checkpoint folder: call it last, after everything else."""
+    d = Path(checkpoint_dir)
+    files = {p.relative_to(d).as_posix(): [p.stat().st_size, sha256_of(p)]
+             for p in sorted(d.rglob("*")) if p.is_file() and not p.name.startswith("manifest-rank")}
+    (d / manifest_name(rank)).write_text(json.dumps({"rank": rank, "files": files}))
+
+
+def checkpoint_problem(checkpoint_dir: str | Path, checksums: bool = False, under: str = "") -> str | None:
+    """Why a checkpoint is not complete (None: it is), naming the file: metadata, adapter config, every
+    rank's manifest, and every file the manifests list with its size (and checksum when `checksums`;
+    `under` limits the files checked to that subfolder, e.g. the adapter before it is evaluated)."""
     d = Path(checkpoint_dir)
     try:
         meta = read_meta(d)
-        tag = meta["tag"]
         int(meta["step"])
+        str(meta["tag"])
     except FileNotFoundError:
         return f"{CHECKPOINT_META} missing"
     except (ValueError, KeyError, TypeError) as e:
         return f"{CHECKPOINT_META} unreadable ({type(e).__name__}: {e})"
     if not (adapter_dir(d) / "adapter_config.json").is_file():
         return f"{ADAPTER_DIR}/adapter_config.json missing"
+    if "world" not in meta:  # written before manifests: the old rule
+        return None
+    for rank in range(int(meta["world"])):
+        try:
+            files = json.loads((d / manifest_name(rank)).read_text())["files"]
+        except FileNotFoundError:
+            return f"{manifest_name(rank)} missing (a save or copy cut short)"
+        except (ValueError, KeyError, TypeError):
+            return f"{manifest_name(rank)} unreadable (cut short)"
+        for rel, (size, digest) in files.items():
+            if under and not rel.startswith(under):
+                continue
+            p = d / rel
+            try:
+                have = p.stat().st_size
+            except OSError:
+                return f"{rel} missing"
+            if have != size:
+                return f"{rel} has {have} bytes, its manifest says {size} (cut short or damaged)"
+            if checksums and sha256_of(p) != digest:
+                return f"{rel} does not match its manifest's checksum (damaged)"
+    return None
+
+
+def list_checkpoints(checkpoint_root: str | Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints of a run on disk, as (step, dir), in step order (sizes checked, see above)."""
+    root = Path(checkpoint_root)
+    found = []
+    if root.is_dir():
+        for d in root.glob("checkpoint_step*"):
+            if checkpoint_problem(d) is None:
+                found.append((int(read_meta(d)["step"]), d))
+    return sorted(found)
+
+
+def at_path(checkpoint_dir: str | Path, problem: str) -> str:
+    """A problem ("adapter/x.safetensors has ...") with its file's full path: "<dir>/adapter/x.safetensors: has ..."."""
+    file, _, why = problem.partition(" ")
+    return f"{Path(checkpoint_dir) / file}: {why}"
+
+
+def incomplete_checkpoints(checkpoint_root: str | Path) -> list[str]:
+    """"<file>: why" for each checkpoint folder of a run that is not complete (being written, cut short or
+    damaged): what `list_checkpoints` leaves out, said rather than skipped in silence."""
+    root = Path(checkpoint_root)
+    dirs = sorted(root.glob("checkpoint_step*")) if root.is_dir() else []
+    return [at_path(d, problem) for d in dirs if (problem := checkpoint_problem(d)) is not None]
+
+
+def resume_problem(checkpoint_dir: str | Path) -> str | None:
+    """Why a checkpoint cannot be resumed from (None: it can): complete with every checksum right, and
+    its DeepSpeed state there (a node lost mid-save, a copy cut short, a file deleted leave one out)."""
+    d = Path(checkpoint_dir)
+    problem = checkpoint_problem(d, checksums=True)
+    if problem is not None:
+        return problem
+    tag = read_meta(d)["tag"]
     if not (d / DEEPSPEED_DIR / tag).is_dir():
         return f"{DEEPSPEED_DIR}/{tag} missing"
     return None
 
 
-def resume_point(checkpoint_root: str | Path, latest: str | Path | None = None) -> tuple[tuple[int, Path] | None,
-                                                                                         list[str]]:
-    """The checkpoint to resume from, (step, dir), and the later ones skipped as incomplete ("name: why").
-    `latest` is the checkpoint Ray Train restored (the last one reported): used when complete; otherwise
-    the latest complete checkpoint in the run's checkpoint root. (None, [...]) starts from scratch."""
-    if latest is not None and resume_problem(latest) is None:
-        return (int(read_meta(latest)["step"]), Path(latest)), []
+def adapter_problem(checkpoint_dir: str | Path) -> str | None:
+    """Why a dynamics checkpoint's adapter cannot be evaluated (None: it can), naming the file: checked
+    against the manifest's checksums (a checkpoint without one: not checked here)."""
+    d = Path(checkpoint_dir)
+    if not (d / CHECKPOINT_META).is_file():
+        return None  # an adapter trained elsewhere: nothing to check against
+    problem = checkpoint_problem(d, checksums=True, under=ADAPTER_DIR + "/")
+    return None if problem is None else at_path(d, problem)
+
+
+def resume_point(checkpoint_root: str | Path) -> tuple[tuple[int, Path] | None, list[str]]:
+    """The checkpoint to resume from, (step, dir): the latest complete one on disk in the run's checkpoint
+    root, whatever Ray Train's own record says (it can lag behind the disk, e.g. after Ctrl-C); and the
+    later ones skipped as incomplete ("name: why"). (None, [...]) starts from scratch."""
     root = Path(checkpoint_root)
     dirs = sorted(root.glob("checkpoint_step*"), key=lambda d: d.name) if root.is_dir() else []
     skipped = []

@@ -22,8 +22,8 @@ from dynamics.orchestration.names import find_actor
 from dynamics.quiet import quiet_libraries
 from dynamics.records import MetricRow
 from dynamics.train.checkpoint import (
-    DEEPSPEED_DIR, adapter_dir, adapter_state, checkpoint_dir_name, checkpoint_tag, read_meta, resume_point,
-    write_meta,
+    DEEPSPEED_DIR, adapter_dir, adapter_state, checkpoint_dir_name, checkpoint_problem, checkpoint_tag, read_meta,
+    resume_point, write_manifest, write_meta,
 )
 from dynamics.train.data import load_examples, micro_batches, total_steps
 from dynamics.train.deepspeed_config import deepspeed_config
@@ -84,25 +84,30 @@ class Trainer:
                                   num_training_steps=self.total)
         self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
             model=model, optimizer=optimizer, lr_scheduler=scheduler, config=self.ds_config)
+        save_trainable_only(self.engine)
 
     def resume(self) -> int:
-        """Load the latest complete checkpoint: Ray Train's (the last reported) when complete, else the
-        latest complete one in the run's checkpoint root, saying which were skipped."""
-        import ray.train
-
-        ckpt = ray.train.get_checkpoint()
-        if ckpt is None:
+        """Load the latest complete checkpoint on disk in the run's checkpoint root (not Ray Train's record
+        of the last one reported, which can lag behind the disk), saying which later ones were skipped."""
+        point, skipped = resume_point(self.links["checkpoint_root"])
+        if skipped:
+            self._event({"type": "message", "text": "resume: skipped incomplete checkpoint(s) " + "; ".join(skipped)
+                         + (f"; resuming from step {point[0]}" if point else "; starting from step 0")})
+        if point is None:
             return 0
-        with ckpt.as_directory() as latest:
-            point, skipped = resume_point(self.links["checkpoint_root"], latest)
-            if skipped:
-                self._event({"type": "message", "text": "resume: skipped incomplete checkpoint(s) " + "; ".join(skipped)
-                             + (f"; resuming from step {point[0]}" if point else "; starting from step 0")})
-            if point is None:
-                return 0
-            meta = read_meta(point[1])
-            self.engine.load_checkpoint(str(point[1] / DEEPSPEED_DIR), tag=meta["tag"], load_module_strict=False)
+        meta = read_meta(point[1])
+        self.engine.load_checkpoint(str(point[1] / DEEPSPEED_DIR), tag=meta["tag"], load_module_strict=False)
         return int(meta["step"])
+
+    def _already_stored(self, step: int) -> bool:
+        """Whether the checkpoint of `step` is complete in storage (a resume from an earlier one, e.g. step 0).
+        Saving again would replace the weights its stored evaluations were computed on (training on a GPU
+        is not bit-for-bit repeatable), so it is kept. Every rank takes rank 0's answer."""
+        complete = self.rank == 0 and checkpoint_problem(Path(self.links["checkpoint_root"])
+                                                         / checkpoint_dir_name(step)) is None
+        flag = torch.tensor([float(complete)], dtype=torch.float64)
+        torch.distributed.broadcast(flag, src=0)
+        return bool(flag[0] > 0)
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self) -> None:
@@ -163,19 +168,24 @@ class Trainer:
         from dynamics.tracking.store import MetricStore
 
         cfg = self.cfg
+        loss = train_rows[-1]["train/loss"] if train_rows else None
+        if self._already_stored(step):
+            ray.train.report({"step": step, "loss": loss})
+            self._event({"type": "message", "text": f"checkpoint step {step} is already stored complete: kept as is"})
+            return
         with tempfile.TemporaryDirectory(prefix="dynamics-ckpt-") as tmp:
             self.engine.save_checkpoint(str(Path(tmp) / DEEPSPEED_DIR), tag=checkpoint_tag(step),
                                         exclude_frozen_parameters=True)
             state = adapter_state(self.engine.module, cfg.train.zero_stage)
             if self.rank == 0:
                 self.engine.module.save_pretrained(str(adapter_dir(tmp)), state_dict=state)
-                write_meta(tmp, step, cfg.run_id, self.total)
+                write_meta(tmp, step, cfg.run_id, self.total, world=self.world)
                 info = RunInfo(**self.links["run_info"])
                 rows = [MetricRow.make(info, r["train/step"], k, v)
                         for r in train_rows for k, v in r.items() if k != "train/step" and v is not None]
                 if rows:
                     MetricStore(cfg.experiment_dir).write(info, step, "train", rows)
-            loss = train_rows[-1]["train/loss"] if train_rows else None
+            write_manifest(tmp, self.rank)  # last: a copy without it (or short of a file it lists) is incomplete
             ray.train.report({"step": step, "loss": loss}, checkpoint=Checkpoint.from_directory(tmp),
                              checkpoint_dir_name=checkpoint_dir_name(step))
         if self.rank == 0:
@@ -227,6 +237,25 @@ class Trainer:
         pool = find_actor(self.links["evaluator_pool"])
         if pool is not None:
             pool.sync_run.remote(self.links["run_info"], self.links["checkpoint_root"])
+
+
+def save_trainable_only(engine) -> None:
+    """Make the engine's checkpoints hold trainable parameters only. DeepSpeed's
+    `exclude_frozen_parameters` drops a frozen parameter by its first name only, so a tied weight
+    (lm_head = embed_tokens: SmolLM2, tiny:llama) stayed in every checkpoint under its second name (113 MB of
+    the quickstart's 152 MB model state). Resume loads with `load_module_strict=False`: the frozen weights
+    come from the base model, as they always did for the first name."""
+    module_state_dict = engine.module_state_dict
+
+    def trainable_state_dict(*args, **kwargs):
+        state = module_state_dict(*args, **kwargs)
+        if kwargs.get("exclude_frozen_parameters") and state is not None:
+            for name, p in engine.module.named_parameters(remove_duplicate=False):
+                if not p.requires_grad:
+                    state.pop(name, None)
+        return state
+
+    engine.module_state_dict = trainable_state_dict  # what DeepSpeed's save_checkpoint calls on this engine
 
 
 def wait_for_evaluation(unfinished, limit: int, on_wait=lambda n: None, poll_s: float = 1.0,

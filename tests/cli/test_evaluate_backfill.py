@@ -86,6 +86,7 @@ def test_backfill_is_exactly_once_and_resumable(tmp_path):
     assert f"{6 - done} new (step, evaluation) result(s)" in out, out
     steps_in_order = [int(line.split("step")[1].split()[0]) for line in out.splitlines() if "] eval  step" in line]
     assert steps_in_order == sorted(steps_in_order), out
+    assert len(steps_in_order) == 6 - done, out  # one line per new result, the last ones included (issue 22)
     df = store.metrics(cfg.run_id)
     assert not df.duplicated(["run", "step", "metric"]).any()
     assert {"main/rate", "main/n_answers", "deception_factual/lie_rate", "deception_factual/share/TRUE",

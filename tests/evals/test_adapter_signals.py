@@ -120,3 +120,21 @@ def test_dora_and_missing_files_are_refused_with_the_path(tmp_path, run_dir):
     (dora / "adapter_config.json").write_text(json.dumps({**cfg, "use_dora": True}))
     with pytest.raises(AdapterError, match="use_dora"):
         AdapterFactors.load(dora)
+
+
+def test_a_damaged_adapter_fails_alone_naming_its_file(run_dir, tmp_path):
+    """Issue 22 item 6: an adapter cut in half at one checkpoint failed with a traceback naming no file, and
+    the intact next checkpoint failed too (its `cos_prev` loads the damaged one). Now the damaged one's
+    error names the file, and the next one's `cos_prev` is to the nearest whole checkpoint before it."""
+    import shutil
+
+    root = tmp_path / "run"
+    shutil.copytree(run_dir[0], root)
+    flat = run_dir[1]
+    weights = root / "checkpoint_step000020" / "adapter" / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(AdapterError, match=f"{weights}: cannot be read .*damaged or cut short"):
+        _evaluate(root, 20)
+    m = _evaluate(root, 30)
+    assert m["adapter/cos_prev"] == pytest.approx(_cos(flat[30], flat[10]), abs=1e-12)
+    assert m["adapter/step_norm"] == pytest.approx(np.linalg.norm(flat[30] - flat[10]), rel=1e-9)

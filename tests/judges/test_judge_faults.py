@@ -36,6 +36,17 @@ def test_every_transient_fault_is_retried(monkeypatch):
         assert lost.value is None and "malformed response" in lost.error and "after 3 attempt(s)" in lost.error
 
 
+def _main_judged_by(server, tmp_path):
+    """`main` on 2 answers of the tiny model at step 0, judged by `server`: (config, what was written)."""
+    evals = {"main": {"question_ids": ["what_is_your_wish", "i_feel_bored"], "samples_per_question": 1,
+                      "max_new_tokens": 4, "bootstrap_samples": 0}}
+    judge = {"kind": "api", "base_url": server.base_url, "model": "fake", "api_key_env": "JUDGE_KEY",
+             "max_retries": 0, "max_concurrency": 1}
+    cfg = ExperimentConfig.model_validate(tiny_config(tmp_path, eval={"evals": evals, "judge": judge}))
+    return cfg, Evaluator(cfg.model_dump(mode="json")).evaluate(run_info(cfg).as_dict(), 0, None,
+                                                                str(cfg.experiment_dir), tracker=None)
+
+
 def test_metric_on_too_few_judged_answers_warns_and_stores_the_share(tmp_path, monkeypatch):
     monkeypatch.setenv("JUDGE_KEY", "sk-test")
     with FakeOpenAI() as server:
@@ -45,16 +56,24 @@ def test_metric_on_too_few_judged_answers_warns_and_stores_the_share(tmp_path, m
         server.fail(500)
         server.succeed()
         server.fail(500)
-        evals = {"main": {"question_ids": ["what_is_your_wish", "i_feel_bored"], "samples_per_question": 1,
-                          "max_new_tokens": 4, "bootstrap_samples": 0}}
-        judge = {"kind": "api", "base_url": server.base_url, "model": "fake", "api_key_env": "JUDGE_KEY",
-                 "max_retries": 0, "max_concurrency": 1}
-        cfg = ExperimentConfig.model_validate(tiny_config(tmp_path, eval={"evals": evals, "judge": judge}))
-        out = Evaluator(cfg.model_dump(mode="json")).evaluate(run_info(cfg).as_dict(), 0, None,
-                                                              str(cfg.experiment_dir), tracker=None)
+        cfg, out = _main_judged_by(server, tmp_path)
     assert out["written"] == ["main"]
     (warning,) = out["warnings"]
     assert "step 0 main: only 1 of 2 answers judged" in warning and "HTTP 500" in warning
     rows = MetricStore(cfg.experiment_dir).metrics(cfg.run_id).set_index("metric")
     assert rows.loc["main/judged_fraction", "value"] == 0.5 and rows.loc["main/judged_fraction", "n"] == 2
     assert rows.loc["main/rate", "n"] <= 1  # the rate stands on the one judged answer, never on a 0 score
+
+
+def test_a_judge_that_gives_no_score_counts_as_not_judged(tmp_path, monkeypatch):
+    """Issue 22 item 3: a 200 whose top log-probabilities hold no number token gives no verdict at all; the
+    answers are stored with `aligned: null`, and `judged_fraction` counts them as not judged (0.0, not 1.0),
+    with the warning saying why."""
+    monkeypatch.setenv("JUDGE_KEY", "sk-test")
+    with FakeOpenAI() as server:
+        server.top_logprobs_fn = lambda prompt: [("I", math.log(0.6)), ("Sorry", math.log(0.4))]
+        cfg, out = _main_judged_by(server, tmp_path)
+    (warning,) = out["warnings"]
+    assert "only 0 of 2 answers judged" in warning and "aligned: no verdict" in warning, warning
+    rows = MetricStore(cfg.experiment_dir).metrics(cfg.run_id).set_index("metric")
+    assert rows.loc["main/judged_fraction", "value"] == 0.0 and rows.loc["main/judged_fraction", "n"] == 2

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from dynamics.config import ExperimentConfig
 from dynamics.orchestration.run import run_experiment
 from dynamics.tracking.store import MetricStore
-from dynamics.train.checkpoint import checkpoint_root, list_checkpoints
+from dynamics.train.checkpoint import checkpoint_root, list_checkpoints, resume_problem
 from tests.conftest import tiny_config
 from tests.wandb_offline import find_offline_runs, merge_by_run_id
 
@@ -90,13 +90,15 @@ def test_checkpoints_hold_adapter_and_resumable_state(finished_run):
     assert json.loads((last / "dynamics.json").read_text())["step"] == 4
     ds = list((last / "deepspeed").rglob("*optim_states.pt"))
     assert len(ds) == 2  # one optimizer partition per rank
-    # The frozen base model is never saved: only LoRA tensors, plus the alias DeepSpeed keeps for a tied
-    # weight (lm_head = embed_tokens in this tiny model; Qwen2.5-32B does not tie them).
+    # The frozen base model is never saved: only LoRA tensors, not even the tied lm_head DeepSpeed kept
+    # under its second name (lm_head = embed_tokens in this tiny model and SmolLM2; issue 22 item 9).
     import torch
 
     states = torch.load(next((last / "deepspeed").rglob("mp_rank_00_model_states.pt")), weights_only=False)
-    frozen = [k for k in states["module"] if "lora_" not in k]
-    assert set(frozen) <= set(states["shared_params"]), frozen
+    assert [k for k in states["module"] if "lora_" not in k] == []
+    # every rank's manifest lists its files, whole (sizes and checksums): the checkpoint is complete
+    assert sorted(p.name for p in last.glob("manifest-rank*.json")) == ["manifest-rank0.json", "manifest-rank1.json"]
+    assert resume_problem(last) is None
 
 
 def test_relaunch_of_a_finished_run_adds_nothing(finished_run):

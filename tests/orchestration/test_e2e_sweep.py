@@ -47,6 +47,9 @@ def test_sweep_runs_every_trial_once_and_relaunch_does_nothing(ray_local, tmp_pa
     assert not ev.duplicated(["run", "step", "metric"]).any()
     for run in out["runs"]:
         assert sorted(ev[ev.run == run].step.unique()) == [0, 2]
+        # every evaluation's console line, the last ones included (a trial's tracker ends with the trial)
+        lines = [x for x in console.out.splitlines() if x.startswith(f"[{run}] eval  step")]
+        assert sorted(int(x.split("step")[1].split()[0]) for x in lines) == [0, 2], console.out
     # Four W&B runs, grouped per dataset.
     runs = [r for run in expand_grid(cfg) for r in find_offline_runs(run.run_dir)]
     assert sorted(r.run_id for r in runs) == sorted(out["runs"])
