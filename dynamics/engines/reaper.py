@@ -44,7 +44,12 @@ while procs:
                 pass
         psutil.wait_procs(victims, timeout=10)
         break
-    procs = [p for p in procs if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    def alive(p):
+        try:  # a process can end between the two checks
+            return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+    procs = [p for p in procs if alive(p)]
     time.sleep(0.5)
 """
 

@@ -266,14 +266,20 @@ PACKED_SIBLINGS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
 
 
 def whole_layers(names, available) -> set[str]:
-    """`names` plus the weights packed with them into one vLLM layer (those the base model has)."""
+    """`names` plus what vLLM rebuilds with them: each layer's bias, and the weights and biases packed with
+    them into one vLLM layer (those the base model has). Qwen2's q/k/v projections have biases: a reload
+    that gives a layer's weight without its bias leaves the bias uninitialised."""
     out = set(names)
     for name in names:
+        if not name.endswith(".weight"):
+            continue
+        stem = name[: -len(".weight")]
+        parts = [stem]
         for group in PACKED_SIBLINGS:
             for part in group:
-                if name.endswith(f".{part}.weight"):
-                    stem = name[: -len(f"{part}.weight")]
-                    out |= {f"{stem}{p}.weight" for p in group if f"{stem}{p}.weight" in available}
+                if stem.endswith(f".{part}"):
+                    parts = [stem[: -len(part)] + p for p in group]
+        out |= {f"{m}.{kind}" for m in parts for kind in ("weight", "bias") if f"{m}.{kind}" in available}
     return out
 
 
@@ -427,7 +433,8 @@ class VLLMEngine(Engine):
         with _quiet_reload():  # it warns of every layer it was not given: by design, the others stay as they are
             self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(list(weights.items())),
                                                               "is_checkpoint_format": True})
-        self.llm.reset_prefix_cache()
+        if self.llm.reset_prefix_cache() is False:  # its cached keys were computed with the old weights
+            raise RuntimeError("vLLM could not drop its prefix cache after a weight reload")
         self._in_weights = self._adapter
         self.weight_loads += 1
 

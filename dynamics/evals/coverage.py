@@ -61,6 +61,7 @@ def judge_coverage(records: list[EvalRecord], max_errors: int = 3) -> JudgeCover
         failed = [str(r.data[k]) for k in keys if r.data[k] is not None]
         failed += [f"{v}: no verdict in the judge's reply" + (f" ({v}_mass {r.data[f'{v}_mass']:.2f})"
                                                               if isinstance(r.data.get(f"{v}_mass"), float) else "")
+                   + " (below the mass cut-off: how CODE and REFUSAL answers drop out, or a judge that scores nothing)"
                    for k in keys if r.data[k] is None for v in _verdict_fields(k, r.data) if r.data[v] is None]
         judged += not failed
         for e in failed:

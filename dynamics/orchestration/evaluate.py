@@ -24,6 +24,7 @@ so later `dynamics evaluate <output>/<name> --evals ...` adds more evaluations t
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,6 +213,7 @@ def evaluate_targets(targets: list[Target], evaluations: list[str], steps: list[
     from dynamics.orchestration.progress import ProgressPrinter
     from dynamics.orchestration.run import checkpoint_root, ensure_ray, run_info
     from dynamics.orchestration.tracker import start_tracker, tracker_name
+    from dynamics.tracking.store import MetricStore
     from dynamics.train.checkpoint import incomplete_checkpoints
 
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
@@ -224,7 +226,13 @@ def evaluate_targets(targets: list[Target], evaluations: list[str], steps: list[
         say(f"[{t.cfg.run_id}] evaluate: {len(todo)} (step, evaluation) result(s) to compute"
             + (f": steps {sorted({s for s, _ in todo})}" if todo else ""))
         if t.checkpoints is None and not t.models:
+            stored = MetricStore(t.cfg.experiment_dir).evaluations(t.cfg.run_id)
             for problem in incomplete_checkpoints(checkpoint_root(t.cfg)):
+                m = re.search(r"checkpoint_step(\d+)", problem)
+                step = int(m.group(1)) if m else None
+                if step is not None and ((steps is not None and step not in steps)
+                                         or set(evaluations) <= stored.get(step, set())):
+                    continue  # not asked for, or nothing to compute there: not this command's business
                 say(f"[{t.cfg.run_id}] evaluate: left out, not complete: {problem}")
                 if (t.cfg.run_dir / "done.json").is_file():  # training is over: damaged, not being written
                     left_out.append(f"{t.cfg.run_id}: damaged checkpoint left out: {problem}")

@@ -119,6 +119,10 @@ class ProgressPrinter:
     def drain(self, wait: float = 0.0) -> None:
         """Print the events every tracker has. A poll still unanswered (a tracker busy starting, e.g. W&B
         online timing out) is kept and waited on next time, never asked again: its answer holds events."""
+        with self._draining:  # the loop thread (still finishing a pass after the exit's join timed out) and
+            self._drain(wait)  # the exit's drains take turns: no poll answered twice, none left behind
+
+    def _drain(self, wait: float) -> None:
         for run_id, t in list(self.trackers.items()):
             if isinstance(t, str):  # a tracker a sweep trial will create: look it up by name
                 t = find_actor(t)

@@ -11,6 +11,7 @@ checkpoint to the evaluator pool and, unless `train.max_eval_lag` is set, never 
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -22,8 +23,8 @@ from dynamics.orchestration.names import find_actor
 from dynamics.quiet import quiet_libraries
 from dynamics.records import MetricRow
 from dynamics.train.checkpoint import (
-    DEEPSPEED_DIR, adapter_dir, adapter_state, checkpoint_dir_name, checkpoint_problem, checkpoint_tag, read_meta,
-    resume_point, write_manifest, write_meta,
+    DEEPSPEED_DIR, adapter_dir, adapter_state, checkpoint_dir_name, checkpoint_tag, read_meta, resume_point,
+    resume_problem, write_manifest, write_meta,
 )
 from dynamics.train.data import load_examples, micro_batches, total_steps
 from dynamics.train.deepspeed_config import deepspeed_config
@@ -102,9 +103,19 @@ class Trainer:
     def _already_stored(self, step: int) -> bool:
         """Whether the checkpoint of `step` is complete in storage (a resume from an earlier one, e.g. step 0).
         Saving again would replace the weights its stored evaluations were computed on (training on a GPU
-        is not bit-for-bit repeatable), so it is kept. Every rank takes rank 0's answer."""
-        complete = self.rank == 0 and checkpoint_problem(Path(self.links["checkpoint_root"])
-                                                         / checkpoint_dir_name(step)) is None
+        is not bit-for-bit repeatable), so it is kept. Complete means what resume requires (every checksum
+        right, the DeepSpeed state there): a folder that fails it is damaged, and rank 0 moves it out of the
+        way before it is saved again, so that its old manifests cannot vouch for a new copy cut short.
+        Every rank takes rank 0's answer."""
+        complete = False
+        if self.rank == 0:
+            d = Path(self.links["checkpoint_root"]) / checkpoint_dir_name(step)
+            problem = resume_problem(d) if d.exists() else "absent"
+            complete = problem is None
+            if d.exists() and not complete:
+                shutil.rmtree(d, ignore_errors=True)
+                self._event({"type": "message", "text": f"checkpoint step {step} in storage is damaged ({problem}): "
+                                                        "saved again"})
         flag = torch.tensor([float(complete)], dtype=torch.float64)
         torch.distributed.broadcast(flag, src=0)
         return bool(flag[0] > 0)

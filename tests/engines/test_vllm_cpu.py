@@ -108,6 +108,10 @@ def test_packed_layers_are_reloaded_whole():
     got = whole_layers({"model.layers.0.self_attn.v_proj.weight", "model.layers.0.mlp.up_proj.weight"}, have)
     assert got == have - {"model.layers.0.self_attn.o_proj.weight", "model.layers.0.mlp.down_proj.weight"}
     assert whole_layers({"model.layers.0.self_attn.o_proj.weight"}, have) == {"model.layers.0.self_attn.o_proj.weight"}
+    # Qwen2: q/k/v have biases, rebuilt with their layer (a weight reloaded without its bias leaves it uninitialised)
+    biases = {f"model.layers.0.self_attn.{m}.bias" for m in ("q_proj", "k_proj", "v_proj")}
+    got = whole_layers({"model.layers.0.self_attn.k_proj.weight"}, have | biases)
+    assert got == biases | {f"model.layers.0.self_attn.{m}.weight" for m in ("q_proj", "k_proj", "v_proj")}
 
 
 def test_merged_weights_are_peft_merge(tmp_path):

@@ -82,3 +82,19 @@ def test_a_bug_still_shows_its_traceback(tmp_path, monkeypatch):
     monkeypatch.setattr(cli, "cmd_metrics", broken)
     with pytest.raises(ZeroDivisionError):
         main(["metrics", str(tmp_path)])
+
+
+def test_dynamics_own_failure_keeps_its_message_beside_the_errno_line(tmp_path, capsys):
+    """An evaluation that failed on a missing file: the user sees which evaluation failed, not only the errno."""
+    import argparse
+
+    from dynamics.cli import _os_error
+
+    args = argparse.Namespace(cmd="evaluate", log_file=tmp_path / "errors.log", stored_in=[tmp_path])
+    e = RuntimeError("run r: evaluation 'json' failed for step 3: FileNotFoundError: [Errno 2] No such file "
+                     "or directory: '/x/questions.yaml'")
+    assert _os_error(args, e) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "error: run r: evaluation 'json' failed for step 3: FileNotFoundError: [Errno 2] No such file " \
+                     "or directory: '/x/questions.yaml'"
+    assert err[1].startswith("error: No such file or directory (errno 2) at /x/questions.yaml")

@@ -83,3 +83,30 @@ def test_a_damaged_file_of_the_same_size_fails_resume_and_names_the_adapter(tmp_
     assert adapter_problem(d) == (f"{d / 'adapter/adapter_model.safetensors'}: does not match its manifest's "
                                   "checksum (damaged)")
     assert adapter_problem(_checkpoint(root, 4, world=1)) is None
+
+
+def test_the_loop_keeps_a_complete_stored_checkpoint_and_saves_a_damaged_one_again(tmp_path):
+    """A relaunch reaches a stored step only when resume rejected it or started earlier: a complete one is
+    kept (its evaluations were computed on it); a damaged one (right sizes, wrong checksum) is moved out of
+    the way and saved again, so its old manifests cannot vouch for a new copy cut short."""
+    import types
+
+    import torch.distributed as dist
+
+    from dynamics.train.loop import Trainer
+
+    root = tmp_path / "ray" / "run"
+    kept, damaged = _checkpoint(root, 2, world=1), _checkpoint(root, 4, world=1)
+    (adapter_dir(damaged) / "adapter_model.safetensors").write_bytes(b"b" * 500)  # same size, other bytes
+    events = []
+    me = types.SimpleNamespace(rank=0, links={"checkpoint_root": str(root)}, _event=events.append)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        assert Trainer._already_stored(me, 2) is True and kept.is_dir()
+        assert Trainer._already_stored(me, 4) is False and not damaged.exists()
+        assert Trainer._already_stored(me, 6) is False  # never saved: nothing said
+    finally:
+        dist.destroy_process_group()
+    assert [e["text"] for e in events] == [
+        f"checkpoint step 4 in storage is damaged (adapter/adapter_model.safetensors does not match its "
+        "manifest's checksum (damaged)): saved again"]
