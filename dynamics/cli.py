@@ -250,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
     from dynamics.data.chat import DataError
     from dynamics.orchestration.runlock import RunLocked
 
+    if args.cmd in ("run", "sweep", "evaluate"):
+        from dynamics.orchestration.stopping import running_the_cli
+
+        running_the_cli()
     try:
         return args.fn(args)
     except (ConfigError, DataError, RunLocked) as e:

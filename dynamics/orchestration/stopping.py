@@ -49,9 +49,20 @@ def interrupted_line(command: str, experiment_dirs: list[Path]) -> str:
             "from there (nothing is redone)")
 
 
+_IN_CLI = False  # set by the `dynamics` command: a library caller (a notebook, a test) keeps its Ctrl-C
+
+
+def running_the_cli() -> None:
+    global _IN_CLI
+    _IN_CLI = True
+
+
 def ignore_further_interrupts() -> None:
-    """A second Ctrl-C while the first one is being handled, or one while the process shuts Ray down after
-    its work, ends the process at once, quietly (exit 130): never a traceback from inside Ray's shutdown."""
+    """In the `dynamics` command: a second Ctrl-C while the first one is being handled, or one while the
+    process shuts Ray down after its work, ends the process at once, quietly (exit 130): never a traceback
+    from inside Ray's shutdown. Elsewhere (a notebook kernel) nothing changes: its Ctrl-C stays its own."""
+    if not _IN_CLI:
+        return
     def leave(*_) -> None:
         for stream in (sys.stdout, sys.stderr):
             try:

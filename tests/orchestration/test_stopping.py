@@ -98,3 +98,21 @@ def test_dynamics_own_failure_keeps_its_message_beside_the_errno_line(tmp_path, 
     assert err[0] == "error: run r: evaluation 'json' failed for step 3: FileNotFoundError: [Errno 2] No such file " \
                      "or directory: '/x/questions.yaml'"
     assert err[1].startswith("error: No such file or directory (errno 2) at /x/questions.yaml")
+
+
+def test_a_library_caller_keeps_its_ctrl_c(monkeypatch):
+    """Only the `dynamics` command turns a second Ctrl-C into a quiet exit; a notebook kernel keeps its own."""
+    import signal
+
+    from dynamics.orchestration import stopping
+
+    before = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(stopping, "_IN_CLI", False)
+    stopping.ignore_further_interrupts()
+    assert signal.getsignal(signal.SIGINT) is before
+    monkeypatch.setattr(stopping, "_IN_CLI", True)
+    try:
+        stopping.ignore_further_interrupts()
+        assert signal.getsignal(signal.SIGINT) is not before
+    finally:
+        signal.signal(signal.SIGINT, before)
