@@ -22,11 +22,13 @@ WATCHDOG = r"""
 import os, sys, time
 import psutil
 parent = int(sys.argv[1])
-pids = [int(p) for p in sys.argv[2:]]
 procs = []
-for p in pids:
+for arg in sys.argv[2:]:  # "pid:create_time": a pid the system gave to another process since is never adopted
+    pid, created = arg.split(":")
     try:
-        procs.append(psutil.Process(p))
+        p = psutil.Process(int(pid))
+        if abs(p.create_time() - float(created)) < 1e-3:
+            procs.append(p)
     except psutil.NoSuchProcess:
         pass
 while procs:
@@ -61,10 +63,19 @@ def children_of_this_process() -> set[int]:
 
 
 def reap_with_parent(pids) -> subprocess.Popen | None:
-    """A watchdog that kills `pids` (and their descendants) when this process dies; None for no pids."""
-    pids = sorted(int(p) for p in pids)
-    if not pids:
+    """A watchdog that kills `pids` (and their descendants) when this process dies; None for no pids.
+    Each pid goes with its start time, so a pid reused by another process (the system's pid range can be
+    small: 32768 here) is never taken for it."""
+    import psutil
+
+    tagged = []
+    for pid in sorted(int(p) for p in pids):
+        try:
+            tagged.append(f"{pid}:{psutil.Process(pid).create_time()!r}")
+        except psutil.NoSuchProcess:  # already gone: nothing to reap
+            pass
+    if not tagged:
         return None
-    return subprocess.Popen([sys.executable, "-c", WATCHDOG, str(os.getpid()), *map(str, pids)],
+    return subprocess.Popen([sys.executable, "-c", WATCHDOG, str(os.getpid()), *tagged],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True, close_fds=True)

@@ -152,3 +152,25 @@ def test_merged_weights_refuse_what_is_not_b_times_a(tmp_path, extra):
                                                               **extra}))
     with pytest.raises(ValueError, match="only plain LoRA updates"):
         merged_weights(tmp_path, BaseWeights(resolve_model("tiny:llama"), torch.float32))
+
+
+def test_the_watchdog_never_adopts_a_reused_pid(tmp_path):
+    """A pid whose start time is not the one recorded (the system gave it to another process since: pids
+    wrap at 32768 here) is left alone when the watchdog's parent dies."""
+    import subprocess
+    import sys
+    import time
+
+    from dynamics.engines.reaper import WATCHDOG
+
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        parent = subprocess.Popen([sys.executable, "-c", (
+            "import os, subprocess, sys, time; "
+            f"subprocess.Popen([sys.executable, '-c', {WATCHDOG!r}, str(os.getpid()), '{bystander.pid}:123.0'], "
+            "start_new_session=True); time.sleep(1)")])
+        parent.wait(timeout=30)
+        time.sleep(2)  # the watchdog polls every 0.5 s
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
