@@ -140,11 +140,27 @@ def run_sweep(cfg: ExperimentConfig, quiet: bool = False) -> dict:
         tune_config=tune.TuneConfig(max_concurrent_trials=concurrency),
         run_config=tune.RunConfig(name="tune", storage_path=str(cfg.experiment_dir), verbose=0),
     )
-    with printer, _tune_console_silenced():
-        results = fit_interruptibly(tuner)  # Ctrl-C: KeyboardInterrupt here, the CLI's one line, exit 130
+    try:
+        with printer, _tune_console_silenced():
+            results = fit_interruptibly(tuner)  # Ctrl-C: KeyboardInterrupt here, the CLI's one line, exit 130
+    except KeyboardInterrupt:  # close each live run's W&B on what it has (as `run` and `evaluate` do)
+        _finish_trackers(names.values())
+        raise
     pool_status = ray.get(pool.status.remote()) if pool is not None else {}
     errors = [str(r.error) for r in results if r.error]
     if errors:
         raise RuntimeError(f"sweep {cfg.name}: {len(errors)} run(s) failed: " + " | ".join(errors))
     out(f"sweep {cfg.name}: {len(todo)} runs done in {time.perf_counter() - t0:.0f} s", flush=True)
     return {"runs": [t.run_id for t in trials], "ran": [t.run_id for t in todo], "pool": pool_status}
+
+
+def _finish_trackers(names, timeout_s: float = 20.0) -> None:
+    """After Ctrl-C: every run tracker still alive closes its W&B run on what it logged (a second Ctrl-C
+    ends the process at once, dynamics.orchestration.stopping)."""
+    from dynamics.orchestration.names import find_actor
+    from dynamics.orchestration.stopping import ignore_further_interrupts
+
+    ignore_further_interrupts()
+    refs = [t.finish.remote() for t in (find_actor(n) for n in names) if t is not None]
+    if refs:
+        ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
