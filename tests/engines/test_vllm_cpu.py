@@ -72,10 +72,12 @@ def test_children_die_when_their_parent_is_killed():
     core and a worker) is SIGKILLed; both are gone within seconds, and so is the watchdog."""
     parent = subprocess.Popen([sys.executable, "-c", PARENT], cwd=REPO, stdout=subprocess.PIPE, text=True,
                               env={**os.environ, "PYTHONPATH": str(REPO)})
+    ours = [parent.pid]  # only this test's processes are cleaned up: the session's Ray cluster is ours too
     try:
         line = parent.stdout.readline()
         assert line.startswith("PIDS"), line
         *kids, watchdog = [int(p) for p in line.split()[1:]]
+        ours += [*kids, watchdog]
         assert len(kids) == 2 and all(psutil.pid_exists(p) for p in kids)
         time.sleep(1.0)
         assert all(psutil.pid_exists(p) for p in kids)  # alive while the parent is
@@ -86,8 +88,11 @@ def test_children_die_when_their_parent_is_killed():
             time.sleep(0.2)
         assert not any(_alive(p) for p in [*kids, watchdog])
     finally:
-        for p in psutil.Process().children(recursive=True):
-            p.kill()
+        for pid in ours:
+            try:
+                psutil.Process(pid).kill()
+            except psutil.NoSuchProcess:
+                pass
 
 
 def _alive(pid: int) -> bool:
