@@ -22,9 +22,10 @@ import re
 
 import pandas as pd
 
+from dynamics.evals.honesty import JUDGE_WEAK as WEAK  # one name for the mark, written and read
+
 CALIBRATION = ("static_false_positive_rate", "static_precision", "static_recall")
 COVERAGE = ("judged_fraction", "mean_mass")
-WEAK = "judge_weak"
 LAG = ("lag_s", "lag_steps", "checkpoints_behind")
 # (family title, pattern of its headline metrics); the log-prob family prefers the paper's plotted
 # `logp_misaligned` and falls back to `p_misaligned_given_choice` where a store has only that.
