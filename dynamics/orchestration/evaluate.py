@@ -311,7 +311,7 @@ def _say_plan(targets: list[Target], missing: dict, say) -> None:
         todo = missing[t.cfg.run_id]
         if todo:
             names = list(dict.fromkeys(n for _, n in todo))
-            for line in plan_lines(t.cfg, names, len({s for s, _ in todo})):
+            for line in plan_lines(t.cfg, names, {n: sum(1 for _, m in todo if m == n) for n in names}):
                 say(f"[{t.cfg.run_id}] {line}")
 
 

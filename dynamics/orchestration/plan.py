@@ -1,4 +1,5 @@
-"""Before long work, say how long: the planned work of `dynamics run` / `dynamics evaluate` and an estimate.
+"""Before long work, say how long: the planned work of `dynamics run` / `dynamics evaluate` / `dynamics sweep`
+and an estimate.
 
     plan: 4 checkpoint(s) x main: 16 answers x <= 48 new tokens, 32 judge calls; logprob: 16 items
     estimate: ~7 min of evaluation (main: ~95 s per checkpoint, measured at steps 0-30 of this run)
@@ -11,10 +12,18 @@ answer token (answers x max_new_tokens, judging included) of another sampled eva
 nothing stored the estimate waits for the first batch: a long evaluation prints its answers generated /
 total, measured tokens/s and the time left (`AnswerProgress` in evaluator.py). Work estimated at an hour
 or more says so up front, with what to change.
+
+A sweep says how many runs are left and how long they take on this machine: the median wall time of its
+finished runs (`total_seconds` in each run's done.json), else the stored optimizer-step times
+(`train/step_seconds`) and evaluation times, else that the first run will measure it:
+
+    plan: 10 runs (1 finished, 9 to do), 1 at a time; each 60 optimizer steps, 7 checkpoint(s) x [...]; ...
+    estimate: ~1.9 h on this machine: 9 run(s), ~13 min each (the median wall time of 1 finished run(s) ...)
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from statistics import median
 
@@ -135,20 +144,12 @@ def _steps_text(steps: list[int]) -> str:
     return f"step {steps[0]}" if len(steps) == 1 else f"steps {steps[0]}-{steps[-1]}"
 
 
-def plan_lines(cfg: ExperimentConfig, evaluations: list[str], checkpoints: int) -> list[str]:
-    """The planned work and its estimate, as console lines (no Ray, no model: the store and the files)."""
+def _evaluation_seconds(work: dict[str, Work], speeds: dict) -> tuple[float | None, list[str], list[str]]:
+    """Seconds of evaluation per checkpoint over `work`'s evaluations (None: none measured), how each was
+    measured, and the evaluations with work whose speed is not known yet."""
     from dynamics.orchestration.progress import format_duration
 
-    work = {n: evaluation_work(cfg, n) for n in evaluations}
-    answers = sum(w.answers for w in work.values()) * checkpoints
-    tokens = sum(w.tokens for w in work.values()) * checkpoints
-    calls = sum(w.judge_calls for w in work.values()) * checkpoints
-    lines = [f"plan: {checkpoints} checkpoint(s) x [" + "; ".join(f"{n}: {w.describe()}" for n, w in work.items())
-             + "]" + (f" = {answers} answers, <= {tokens:,} new tokens, {calls} judge calls" if answers else "")]
-    if not checkpoints:
-        return lines
-    speeds = stored_speeds(cfg)
-    total, how, unknown = 0.0, [], []
+    total, how, unknown = None, [], []
     for n, w in work.items():
         own = speeds["seconds"].get(n)
         if own:
@@ -163,7 +164,42 @@ def plan_lines(cfg: ExperimentConfig, evaluations: list[str], checkpoints: int) 
             if w.answers or w.items:
                 unknown.append(n)
             continue
-        total += per * checkpoints
+        total = (total or 0.0) + per
+    return total, how, unknown
+
+
+def _describe(work: dict[str, Work]) -> str:
+    return "[" + "; ".join(f"{n}: {w.describe()}" for n, w in work.items()) + "]"
+
+
+def plan_lines(cfg: ExperimentConfig, evaluations: list[str], checkpoints: int | dict[str, int]) -> list[str]:
+    """The planned work and its estimate, as console lines (no Ray, no model: the store and the files).
+    `checkpoints`: how many checkpoints each evaluation still has to do (one number for all of them, or
+    per evaluation: a checkpoint with some evaluations stored counts only for the missing ones)."""
+    from dynamics.orchestration.progress import format_duration
+
+    work = {n: evaluation_work(cfg, n) for n in evaluations}
+    count = checkpoints if isinstance(checkpoints, dict) else {n: checkpoints for n in evaluations}
+    count = {n: int(count.get(n, 0)) for n in evaluations}
+    answers = sum(w.answers * count[n] for n, w in work.items())
+    tokens = sum(w.tokens * count[n] for n, w in work.items())
+    calls = sum(w.judge_calls * count[n] for n, w in work.items())
+    if len(set(count.values())) <= 1:
+        head = f"plan: {next(iter(count.values()), 0)} checkpoint(s) x {_describe(work)}"
+    else:  # some checkpoints have some of the evaluations already
+        head = "plan: [" + "; ".join(f"{n}: {count[n]} checkpoint(s) x {w.describe()}" for n, w in work.items()) + "]"
+    lines = [head + (f" = {answers} answers, <= {tokens:,} new tokens, {calls} judge calls" if answers else "")]
+    if not any(count.values()):
+        return lines
+    speeds = stored_speeds(cfg)
+    total, how, unknown = 0.0, [], []
+    for n, w in work.items():
+        if not count[n]:
+            continue
+        per, said, not_known = _evaluation_seconds({n: w}, speeds)
+        how += said
+        unknown += not_known
+        total += (per or 0.0) * count[n]
     if how:
         lines.append(f"estimate: ~{format_duration(total)} of evaluation on this machine ({'; '.join(how)})"
                      + (f"; not yet measured: {', '.join(unknown)}" if unknown else ""))
@@ -171,7 +207,7 @@ def plan_lines(cfg: ExperimentConfig, evaluations: list[str], checkpoints: int) 
         lines.append(f"estimate: no speed measured on this machine yet for {', '.join(unknown)}; a long "
                      "evaluation prints its answers generated / total and the time left after its first batch")
     if total >= HOURS_WARNING_S:
-        big = max(work, key=lambda n: work[n].tokens)
+        big = max(work, key=lambda n: work[n].tokens * count[n])
         lines.append(f"WARNING: this will take HOURS on this machine (~{format_duration(total)}). To make it "
                      f"shorter: fewer checkpoints (--steps), fewer answers or tokens "
                      f"(eval.evals.{big}.samples_per_question=..., eval.evals.{big}.max_new_tokens=...), "
@@ -179,4 +215,84 @@ def plan_lines(cfg: ExperimentConfig, evaluations: list[str], checkpoints: int) 
     return lines
 
 
-__all__ = ["Work", "evaluation_work", "stored_speeds", "plan_lines", "HOURS_WARNING_S"]
+def _stored_run_seconds(trials: list[ExperimentConfig]) -> list[float]:
+    """The wall time of each finished run of the sweep (done.json's `total_seconds`)."""
+    out = []
+    for t in trials:
+        try:
+            seconds = json.loads((t.run_dir / "done.json").read_text()).get("total_seconds")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(seconds, (int, float)) and seconds > 0:
+            out.append(float(seconds))
+    return out
+
+
+def _stored_step_seconds(cfg: ExperimentConfig) -> list[float]:
+    """Every stored optimizer step's time (`train/step_seconds`) of the experiment's runs on this model."""
+    from dynamics.tracking.store import MetricStore
+
+    try:
+        df = MetricStore(cfg.experiment_dir).metrics()
+    except Exception:  # noqa: BLE001  no store yet, or an unreadable one
+        return []
+    if df.empty:
+        return []
+    rows = df[(df["metric"] == "train/step_seconds") & (df["model"] == cfg.model.name)]
+    return [float(v) for v in rows["value"].dropna()]
+
+
+def sweep_plan_lines(trials: list[ExperimentConfig], todo: list[ExperimentConfig], at_once: int) -> list[str]:
+    """A sweep's planned work and its estimate on this machine: the finished runs' median wall time, else
+    the stored step and evaluation times, else a line saying the first run will measure it."""
+    from dynamics.orchestration.progress import format_duration
+    from dynamics.orchestration.run import planned_steps
+    from dynamics.tracking.store import MetricStore
+
+    if not todo:
+        return []
+    first = todo[0]
+    evaluations = list(first.eval.evals) if first.eval.enabled else []
+    work = {n: evaluation_work(first, n) for n in evaluations}
+    stored = MetricStore(first.experiment_dir).evaluations  # run id -> {step: {evaluations}}
+    checkpoints = 0
+    for t in todo:
+        steps = planned_steps(t) or []
+        have = stored(t.run_id) if t.eval.enabled else {}
+        checkpoints += sum(1 for s in steps if set(t.eval.evals) - have.get(s, set()))
+    same = len({(t.train.max_steps, t.train.checkpoint_every, json.dumps(t.model_dump(mode="json")["eval"],
+                                                                          sort_keys=True)) for t in todo}) == 1
+    each = (f"each {first.train.max_steps} optimizer steps" if first.train.max_steps else "each until its data ends")
+    if evaluations:
+        each += (f", {len(planned_steps(first) or [])} checkpoint(s) x {_describe(work)}" if same
+                 else " (steps or evaluations differ between runs)")
+    lines = [f"plan: {len(trials)} runs ({len(trials) - len(todo)} finished, {len(todo)} to do), {at_once} at a "
+             f"time; {each}; {checkpoints} checkpoint(s) to evaluate in all"]
+    rounds = -(-len(todo) // max(1, at_once))  # runs one after another on each slot
+    measured = _stored_run_seconds(trials)
+    if measured:
+        per_run = median(measured)
+        how = f"the median wall time of {len(measured)} finished run(s) of this sweep"
+    else:
+        step_s = _stored_step_seconds(first)
+        if not step_s or not first.train.max_steps:
+            return lines + ["estimate: nothing measured on this machine yet; the first run prints each step's and "
+                            "each evaluation's time, and relaunching this command estimates the rest from it"]
+        per_step = median(step_s)
+        eval_s, _, unknown = _evaluation_seconds(work, stored_speeds(first))
+        ckpts = len(planned_steps(first) or [])
+        per_run = first.train.max_steps * per_step + (eval_s or 0.0) * ckpts
+        how = (f"{first.train.max_steps} steps x {per_step:.1f} s as stored"
+               + (f" + {ckpts} checkpoint(s) x ~{format_duration(eval_s)} of evaluation" if eval_s else "")
+               + (f"; not yet measured: {', '.join(unknown)}" if unknown else "") + "; start-up not included")
+    total = rounds * per_run
+    lines.append(f"estimate: ~{format_duration(total)} on this machine: {len(todo)} run(s), ~{format_duration(per_run)} "
+                 f"each ({how})" + (f", {at_once} at a time" if at_once > 1 else ""))
+    if total >= HOURS_WARNING_S:
+        lines.append(f"WARNING: this sweep will take HOURS on this machine (~{format_duration(total)}); relaunching "
+                     "the same command resumes it. To make it shorter: fewer runs (sweep.grid), fewer steps "
+                     "(train.max_steps), fewer checkpoints (train.checkpoint_every) or smaller evaluations")
+    return lines
+
+
+__all__ = ["Work", "evaluation_work", "stored_speeds", "plan_lines", "sweep_plan_lines", "HOURS_WARNING_S"]

@@ -187,8 +187,8 @@ def run_plan(cfg: ExperimentConfig) -> list[str]:
         return [f"plan: a checkpoint every {cfg.train.checkpoint_every} steps, each with: "
                 + ", ".join(cfg.eval.evals) + " (the number of steps is known once training starts)"]
     stored = MetricStore(cfg.experiment_dir).evaluations(cfg.run_id)
-    todo = [s for s in steps if set(cfg.eval.evals) - stored.get(s, set())]
-    return plan_lines(cfg, list(cfg.eval.evals), len(todo))
+    todo = {n: sum(1 for s in steps if n not in stored.get(s, set())) for n in cfg.eval.evals}
+    return plan_lines(cfg, list(cfg.eval.evals), todo)
 
 
 def _run_locked(cfg: ExperimentConfig, printer, quiet: bool, callbacks, t_start: float,
@@ -294,7 +294,8 @@ def _mark_done(cfg: ExperimentConfig, outcome: RunOutcome) -> None:
     from dynamics.train.checkpoint import list_checkpoints, read_meta
 
     done = {"run": cfg.run_id, "final_loss": outcome.final_loss, "evaluated": len(outcome.evaluated_steps),
-            "train_seconds": outcome.train_seconds, "eval_lag_at_train_end": outcome.eval_lag_at_train_end}
+            "train_seconds": outcome.train_seconds, "total_seconds": outcome.total_seconds,
+            "eval_lag_at_train_end": outcome.eval_lag_at_train_end}
     if outcome.warnings:
         done["warnings"] = outcome.warnings
     request = stop_request(cfg.run_dir)

@@ -129,7 +129,10 @@ def run_sweep(cfg: ExperimentConfig, quiet: bool = False) -> dict:
         return {"runs": [t.run_id for t in trials], "ran": [], "pool": {}}
     pool = get_pool(cfg) if cfg.eval.enabled else None
     concurrency = max_concurrent(cfg, todo)
-    out(f"sweep {cfg.name}: up to {concurrency} runs at once", flush=True)
+    from dynamics.orchestration.plan import sweep_plan_lines
+
+    for line in sweep_plan_lines(trials, todo, concurrency):  # the work still to do and how long it takes
+        out(f"sweep {cfg.name}: {line}", flush=True)
     t0 = time.perf_counter()
     names = {t.run_id: tracker_name(t.run_id) for t in todo}
     printer = ProgressPrinter(names if not quiet else {}, pool=pool if not quiet else None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from dynamics.config import ExperimentConfig
@@ -39,6 +41,9 @@ def test_sweep_runs_every_trial_once_and_relaunch_does_nothing(ray_local, tmp_pa
     console = capfd.readouterr()
     # Only dynamics's progress lines: none of Tune's experiment box, TensorBoard hint or status tables.
     assert "sweep sw: 4 runs" in console.out and "train step" in console.out
+    # before the first run: the work to do, and that nothing is measured yet (the store is empty)
+    assert "sweep sw: plan: 4 runs (0 finished, 4 to do)" in console.out, console.out
+    assert "sweep sw: estimate: nothing measured on this machine yet" in console.out
     for noise in ("View detailed results", "TensorBoard", "Trial status", "Configuration for experiment"):
         assert noise not in console.out + console.err
     df = MetricStore(cfg.experiment_dir).metrics()
@@ -58,6 +63,10 @@ def test_sweep_runs_every_trial_once_and_relaunch_does_nothing(ray_local, tmp_pa
     # One shared pool served every run, and nothing was left queued.
     assert sorted(out["pool"]) == sorted(out["runs"])
     assert all(s["queued"] == 0 and s["latest_evaluated"] == 2 for s in out["pool"].values())
+    # each finished run stored its wall time: what a relaunched sweep's estimate reads
+    for run in expand_grid(cfg):
+        done = json.loads((run.run_dir / "done.json").read_text())
+        assert done["total_seconds"] >= done["train_seconds"] > 0, done
     files = sorted(p.name for p in (cfg.experiment_dir / "store").rglob("*.parquet"))
     again = run_sweep(cfg, quiet=True)
     assert again["ran"] == []

@@ -79,6 +79,15 @@ def test_planned_work_from_the_evaluation_files(tmp_path, data_dir):
                                "x <= 96 new tokens, 4 judge calls, static analysis; main: 16 answers x <= 48 new "
                                "tokens, 32 judge calls] = 60 answers")
     assert lines[1].startswith("estimate: no speed measured on this machine yet")
+    # steps 0 and 2 already have logprob (20 s each): only the missing evaluations count, per evaluation
+    for step in (0, 2):
+        _store(cfg, step, "logprob", {"multiple_choice/p_misaligned_given_choice": 0.5, "eval_seconds": 20.0})
+    lines = run_plan(cfg)
+    assert lines[0].startswith("plan: [logprob: 1 checkpoint(s) x 16 log-prob items; in_distribution: 3 "
+                               "checkpoint(s) x 4 answers x <= 96 new tokens, 4 judge calls, static analysis; main: "
+                               "3 checkpoint(s) x 16 answers x <= 48 new tokens, 32 judge calls] = 60 answers"), lines
+    assert lines[1].startswith("estimate: ~20 s of evaluation on this machine (logprob ~20 s per checkpoint, "
+                               "measured at steps 0-2)"), lines  # one logprob checkpoint left, not three
 
 
 def test_a_paper_size_evaluation_says_hours_up_front(tmp_path, data_dir):
@@ -95,3 +104,66 @@ def test_a_paper_size_evaluation_says_hours_up_front(tmp_path, data_dir):
     assert "main ~40 s per checkpoint, measured at steps 0-10" in estimate
     assert "from the speed of main at step" in estimate and "s per 1000 answer tokens" in estimate
     assert any(line.startswith("WARNING: this will take HOURS") for line in lines), lines
+
+
+def _sweep(tmp_path):
+    from dynamics.orchestration.sweep import expand_grid
+
+    cfg = ExperimentConfig.model_validate(tiny_config(
+        tmp_path, eval={"evals": {"logprob": {}, "in_distribution": {"n_prompts": 4, "max_new_tokens": 96,
+                                                                     "judges": ["static"]}},
+                        "judge": {"kind": "none"}},
+        train={"max_steps": 60, "checkpoint_every": 10},
+        sweep={"grid": {"seed": [0, 1, 2], "data.dataset": ["quickstart:insecure", "quickstart:secure"]}}))
+    return expand_grid(cfg)
+
+
+def _train_rows(cfg, seconds: list[float]):
+    from dynamics.tracking.store import MetricStore
+
+    info = run_info(cfg)
+    rows = [MetricRow.make(info, i + 1, "train/step_seconds", s) for i, s in enumerate(seconds)]
+    assert MetricStore(cfg.experiment_dir).write(info, len(seconds), "train", rows)
+
+
+def test_a_sweep_says_its_work_and_how_long_before_it_starts(tmp_path, data_dir):
+    import json
+
+    from dynamics.orchestration.plan import sweep_plan_lines
+
+    trials = _sweep(tmp_path)
+    assert len(trials) == 6
+    lines = sweep_plan_lines(trials, trials, 1)
+    assert lines[0] == ("plan: 6 runs (0 finished, 6 to do), 1 at a time; each 60 optimizer steps, 7 checkpoint(s) "
+                        "x [logprob: 16 log-prob items; in_distribution: 4 answers x <= 96 new tokens, static "
+                        "analysis]; 42 checkpoint(s) to evaluate in all")
+    assert lines[1].startswith("estimate: nothing measured on this machine yet")
+
+    # the first run half done: its steps and evaluations stored (steps 0-30), nothing finished
+    first = trials[0]
+    first.run_dir.mkdir(parents=True, exist_ok=True)
+    (first.run_dir / "config.yaml").write_text(first.to_yaml())
+    _train_rows(first, [5.0, 6.0, 7.0, 100.0, 6.0])  # the median, not the mean: a slow first step counts once
+    for step in (0, 10, 20, 30):
+        _store(first, step, "logprob", {"multiple_choice/p_misaligned_given_choice": 0.5, "eval_seconds": 4.0})
+        _store(first, step, "in_distribution", {"static_insecure_rate": 0.0, "n_answers": 4, "eval_seconds": 46.0})
+    lines = sweep_plan_lines(trials, trials, 1)
+    assert lines[0].endswith("; 38 checkpoint(s) to evaluate in all")  # the first run's 4 stored checkpoints
+    # 60 steps x 6 s + 7 checkpoints x 50 s = 710 s a run (~12 min), 6 runs one after another: ~71 min
+    assert lines[1] == ("estimate: ~71 min on this machine: 6 run(s), ~12 min each (60 steps x 6.0 s as stored + 7 "
+                        "checkpoint(s) x ~50 s of evaluation; start-up not included)"), lines[1]
+    assert lines[2].startswith("WARNING: this sweep will take HOURS on this machine (~71 min); relaunching the "
+                               "same command resumes it. To make it shorter: fewer runs (sweep.grid)")
+
+    # two runs finished: their wall time is the estimate; 4 left, 2 at a time -> 2 rounds
+    for t, seconds in zip(trials[:2], (800.0, 1000.0)):
+        t.run_dir.mkdir(parents=True, exist_ok=True)
+        (t.run_dir / "done.json").write_text(json.dumps({"run": t.run_id, "total_seconds": seconds}))
+    lines = sweep_plan_lines(trials, trials[2:], 2)
+    assert lines[0].startswith("plan: 6 runs (2 finished, 4 to do), 2 at a time;")
+    assert lines[1] == ("estimate: ~30 min on this machine: 4 run(s), ~15 min each (the median wall time of 2 "
+                        "finished run(s) of this sweep), 2 at a time")
+    assert len(lines) == 2  # under an hour: no warning
+    lines = sweep_plan_lines(trials, trials[2:], 1)  # 4 x 900 s = 1 h, one at a time
+    assert lines[1].startswith("estimate: ~60 min on this machine") and lines[2].startswith("WARNING")
+    assert sweep_plan_lines(trials, [], 1) == []
