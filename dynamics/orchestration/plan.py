@@ -96,6 +96,8 @@ def evaluation_work(cfg: ExperimentConfig, name: str) -> Work:
 def stored_speeds(cfg: ExperimentConfig) -> dict:
     """What the experiment's store says about this machine's speed on the run's model:
     {"seconds": {evaluation: [eval_seconds...]}, "steps": {evaluation: [steps]}, "per_token": (s, source)}."""
+    import pandas as pd
+
     from dynamics.tracking.store import MetricStore
 
     try:
@@ -106,10 +108,14 @@ def stored_speeds(cfg: ExperimentConfig) -> dict:
         return {"seconds": {}, "steps": {}, "per_token": None}
     df = df[(df["model"] == cfg.model.name) & df["evaluation"].notna()]
     own = df[df["run"] == cfg.run_id]
-    df = own if not own.empty else df  # this run's own speed first
     secs = df[df["metric"] == df["evaluation"] + "/eval_seconds"]
+    # per evaluation, this run's own speed first, else the experiment's other runs' (a resumed run may
+    # have stored one evaluation of a checkpoint and not yet the next)
+    own_secs = secs[secs["run"] == cfg.run_id]
+    secs = pd.concat([own_secs, secs[~secs["evaluation"].isin(set(own_secs["evaluation"]))]])
     seconds = {e: list(g["value"].dropna()) for e, g in secs.groupby("evaluation")}
     steps = {e: sorted(set(g["step"])) for e, g in secs.groupby("evaluation")}
+    df = own if not own.empty else df  # the per-token speed: this run's own first
     answers = df[df["metric"] == df["evaluation"] + "/n_answers"]
     listed = cfg.eval.evals
     by_eval: dict[str, tuple[int, list[float], list[int]]] = {}  # evaluation -> (budget, s per token, steps)
@@ -215,12 +221,13 @@ def plan_lines(cfg: ExperimentConfig, evaluations: list[str], checkpoints: int |
     return lines
 
 
-def _stored_run_seconds(trials: list[ExperimentConfig]) -> list[float]:
-    """The wall time of each finished run of the sweep (done.json's `total_seconds`)."""
+def _stored_run_seconds(trials: list[ExperimentConfig], key: str = "total_seconds") -> list[float]:
+    """Each finished run's `key` in its done.json: `total_seconds`, its wall time, or `train_seconds`,
+    its training (`fit()`) time alone (all that runs finished before the wall time was stored have)."""
     out = []
     for t in trials:
         try:
-            seconds = json.loads((t.run_dir / "done.json").read_text()).get("total_seconds")
+            seconds = json.loads((t.run_dir / "done.json").read_text()).get(key)
         except (OSError, ValueError, AttributeError):
             continue
         if isinstance(seconds, (int, float)) and seconds > 0:
@@ -269,10 +276,13 @@ def sweep_plan_lines(trials: list[ExperimentConfig], todo: list[ExperimentConfig
     lines = [f"plan: {len(trials)} runs ({len(trials) - len(todo)} finished, {len(todo)} to do), {at_once} at a "
              f"time; {each}; {checkpoints} checkpoint(s) to evaluate in all"]
     rounds = -(-len(todo) // max(1, at_once))  # runs one after another on each slot
-    measured = _stored_run_seconds(trials)
+    measured, fit_only = _stored_run_seconds(trials), _stored_run_seconds(trials, "train_seconds")
     if measured:
         per_run = median(measured)
         how = f"the median wall time of {len(measured)} finished run(s) of this sweep"
+    elif fit_only:
+        per_run = median(fit_only)
+        how = f"the median training time of {len(fit_only)} finished run(s) of this sweep; start-up not included"
     else:
         step_s = _stored_step_seconds(first)
         if not step_s or not first.train.max_steps:

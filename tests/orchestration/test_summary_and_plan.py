@@ -155,6 +155,20 @@ def test_a_sweep_says_its_work_and_how_long_before_it_starts(tmp_path, data_dir)
     assert lines[2].startswith("WARNING: this sweep will take HOURS on this machine (~71 min); relaunching the "
                                "same command resumes it. To make it shorter: fewer runs (sweep.grid)")
 
+    # the second run started: its own logprob speed is stored, its in_distribution not yet; each evaluation
+    # takes this run's speed where stored, else the other runs' (not "not yet measured")
+    second = trials[1]
+    _store(second, 0, "logprob", {"multiple_choice/p_misaligned_given_choice": 0.5, "eval_seconds": 8.0})
+    estimate = plan_lines(second, ["logprob", "in_distribution"], 6)[1]
+    assert estimate == ("estimate: ~5 min of evaluation on this machine (logprob ~8 s per checkpoint, measured at "
+                        "step 0; in_distribution ~46 s per checkpoint, measured at steps 0-30)"), estimate
+
+    # a run finished before runs stored their wall time: its training time, said as such
+    first.run_dir.joinpath("done.json").write_text(json.dumps({"run": first.run_id, "train_seconds": 720.0}))
+    lines = sweep_plan_lines(trials, trials[1:], 1)
+    assert lines[1] == ("estimate: ~60 min on this machine: 5 run(s), ~12 min each (the median training time of 1 "
+                        "finished run(s) of this sweep; start-up not included)"), lines[1]
+
     # two runs finished: their wall time is the estimate; 4 left, 2 at a time -> 2 rounds
     for t, seconds in zip(trials[:2], (800.0, 1000.0)):
         t.run_dir.mkdir(parents=True, exist_ok=True)
