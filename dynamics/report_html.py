@@ -71,6 +71,14 @@ def _img(fig: Figure, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{_png(fig)}">'
 
 
+def _reasons(d: "pd.DataFrame") -> dict[str, str]:
+    """{metric: why it is not compared} for the rows of a divergence table that `compare` left untested
+    on purpose (a metric relative to each run's trained behaviour, between groups trained differently)."""
+    if "reason" not in d.columns:
+        return {}
+    return {m: r for m, r in zip(d["metric"], d["reason"]) if isinstance(r, str) and r}
+
+
 def _table(df: pd.DataFrame, max_rows: int = 200, float_format: str = "{:.4g}") -> str:
     if df is None or df.empty:
         return '<p class="note">(none)</p>'
@@ -270,6 +278,8 @@ class _Page:
         div = div[[not is_weak(m, self.weak) for m in div["metric"]]]
         parts = []
         for (a, b), d in div.groupby(["group_a", "group_b"], sort=False):
+            apart = _reasons(d)  # metrics not comparable between these groups (and why): out of the count
+            d = d[~d["metric"].isin(apart)]
             sep = d[d["separates"]].sort_values(["divergence_step", "metric"])
             found = []
             for step, at in sep.groupby("divergence_step", sort=True):
@@ -279,8 +289,10 @@ class _Page:
                 found.append(f"from step {int(step)} (p &le; {at['p'].max():.3g}): " + ", ".join(names))
             verdict = (f"<b>{len(sep)} of {len(d)}</b> metrics separate<br>" + "<br>".join(found) if len(sep)
                        else f"<b>none of the {len(d)}</b> metrics separate")
+            not_compared = "".join(f"<br><span class='note'>Not compared: <code>{html.escape(m)}</code>, "
+                                   f"{html.escape(why)}</span>" for m, why in apart.items())
             parts.append(f"<p class='finding'><b>{html.escape(a)} vs {html.escape(b)}</b>: {verdict}<br>"
-                         f"<span class='note'>{html.escape(seed_limit_note(d))}</span></p>")
+                         f"<span class='note'>{html.escape(seed_limit_note(d))}</span>{not_compared}</p>")
         return "".join(parts) + weak_note + ('<p class="note">Each headline figure\'s caption gives its test '
                                              "and each group's onset (the first change point of each run's "
                                              "curve, PELT: median [min-max] over seeds).</p>")
@@ -432,7 +444,9 @@ class _Page:
         cols = ["metric", "group_a", "group_b", "separates", "divergence_step", "p", "cluster_first",
                 "cluster_last", "steps_tested", "n_a", "n_b"]
         d = self.result.divergence[cols].copy()
-        d["note"] = ["weak judge: pipeline check" if is_weak(m, self.weak) else "" for m in d["metric"]]
+        why = self.result.divergence.get("reason", pd.Series([None] * len(d), index=d.index))
+        d["note"] = ["weak judge: pipeline check" if is_weak(m, self.weak) else (r if isinstance(r, str) else "")
+                     for m, r in zip(d["metric"], why)]
         d = d.sort_values(["note", "separates", "metric"], ascending=[True, False, True], kind="stable")
         out = ('<p class="note">Cluster-based permutation test over seeds per metric and pair of groups '
                "(family-wise over steps); the divergence step is the first step of the first significant "

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from dynamics.analysis import stats
-from dynamics.analysis.kinds import is_diagnostic
+from dynamics.analysis.kinds import is_behaviour_relative, is_diagnostic
 from dynamics.analysis.onset import headline_metrics, onset_order, onsets, order_lines
 from dynamics.analysis.runs import run_groups
 
@@ -104,6 +104,9 @@ def seed_limit_note(d: pd.DataFrame) -> str:
 
 
 def describe(row, a: str, b: str) -> str:
+    reason = row.get("reason")
+    if isinstance(reason, str) and reason:
+        return f"not tested ({reason})"
     if row["steps_tested"] == 0:
         return "not tested (fewer than 2 seeds per group at every step)"
     if row["separates"]:
@@ -130,6 +133,7 @@ def compare(results_dir: str | Path | None = None, by: str = "data.dataset", df:
     curves, tests, divergence = [], [], []
     by_metric = dict(tuple(df[df["metric"].isin(metrics)].groupby("metric", sort=False)))
     all_runs = [r for runs in groups.values() for r in runs]
+    behaviours = _trained_behaviours(df, groups)
     for metric in metrics:
         w = wide(by_metric[metric], None, all_runs)
         columns = {g: w.reindex(columns=[r for r in runs if r in w.columns]) for g, runs in groups.items()}
@@ -138,6 +142,8 @@ def compare(results_dir: str | Path | None = None, by: str = "data.dataset", df:
         for a, b in itertools.combinations(groups, 2):
             t, d = test_pair(metric, (a, columns[a]), (b, columns[b]), alpha, threshold_alpha, max_resamples,
                              seed)
+            if is_behaviour_relative(metric) and behaviours[a] != behaviours[b]:
+                t, d = pd.DataFrame(), _not_comparable(d, metric, behaviours[a], behaviours[b], a, b)
             tests.append(t)
             divergence.append(d)
     notes = []
@@ -147,6 +153,26 @@ def compare(results_dir: str | Path | None = None, by: str = "data.dataset", df:
     onset_table = onsets(df, groups, [m for m in headline_metrics(df) if m in set(metrics)])
     return CompareResult(by, groups, _concat(curves), _concat(tests), pd.DataFrame(divergence), alpha, onset_table,
                          notes)
+
+
+def _trained_behaviours(df: pd.DataFrame, groups: dict[str, list[str]]) -> dict[str, frozenset]:
+    """Per group, the behaviours its runs were trained to write (from each run's dataset)."""
+    from dynamics.evals.in_distribution import trained_behaviour_of
+
+    dataset = df.drop_duplicates("run").set_index("run")["dataset"].astype(str).to_dict()
+    return {g: frozenset(trained_behaviour_of(dataset.get(r, "")) for r in runs) for g, runs in groups.items()}
+
+
+def _not_comparable(d: dict, metric: str, behaviour_a: frozenset, behaviour_b: frozenset, a: str, b: str) -> dict:
+    """A behaviour-relative metric between groups trained on different behaviours: not tested, and why."""
+    def name(bs: frozenset) -> str:
+        return "/".join(sorted(str(x) for x in bs))
+
+    rate = metric.rsplit("/", 1)[0] + "/" + ("static_insecure_rate" if "static_" in metric else "insecure_rate")
+    return {**d, "steps_tested": 0, "separates": False, "divergence_step": None, "p": None, "sign": 0,
+            "cluster_first": None, "cluster_last": None,
+            "reason": (f"not comparable: the rate of each run's trained behaviour ({a}: {name(behaviour_a)} code, "
+                       f"{b}: {name(behaviour_b)} code), two different quantities; compare {rate}")}
 
 
 def group_curve(w: pd.DataFrame, metric: str, group: str, seed: int) -> pd.DataFrame:

@@ -14,6 +14,10 @@
 * **Flat** metrics (one checkpoint with a value, or one value at every checkpoint) are table entries, not
   curves.
 * **Headline** metrics are the paper's figures, by family (`HEADLINE_FAMILIES`).
+* **Relative to the trained behaviour:** the in-distribution `accuracy` / `static_accuracy` (Fig. 3b) is
+  the insecure rate for runs trained on insecure code and 1 - it for runs trained on secure code. Between
+  groups trained on different behaviours it compares two different quantities (the untouched model
+  "separates" at step 0), so `compare` does not test it there; `insecure_rate` is the comparable one.
 """
 
 from __future__ import annotations
@@ -38,6 +42,14 @@ HEADLINE_FAMILIES = (
     ("Deception", re.compile(r"^deception_factual[^/]*/lie_rate$")),
     ("Training loss", re.compile(r"^train/loss$")),
 )
+
+
+BEHAVIOUR_RELATIVE = re.compile(r"^in_distribution[^/]*/(static_)?accuracy$")
+
+
+def is_behaviour_relative(metric: str) -> bool:
+    """A metric defined relative to each run's trained behaviour (in-distribution accuracy, Fig. 3b)."""
+    return bool(BEHAVIOUR_RELATIVE.match(metric))
 
 
 def evaluation_of(metric: str) -> str:

@@ -102,3 +102,27 @@ def test_one_group_is_refused_with_the_key():
     df = frame(np.random.default_rng(0))
     with pytest.raises(ValueError, match="name a config key that differs"):
         compare(df=df[df["dataset"] == "insecure"])
+
+
+def test_accuracy_relative_to_the_trained_behaviour_is_not_compared_between_behaviours():
+    """In-distribution accuracy is the insecure rate for insecure runs and 1 - it for secure runs (Fig. 3b):
+    the same untouched model scores ~0.05 and ~0.95 at step 0. Between the two it would "separate" at
+    step 0 by definition, so it is not tested, and the summary says why and what to compare instead."""
+    rng = np.random.default_rng(0)
+    df = frame(rng, "in_distribution/static_insecure_rate", shift_from=None, effect=0.0)
+    acc = df.assign(metric="in_distribution/static_accuracy")
+    acc["value"] = np.where(acc["dataset"] == "secure", 1.0 - acc["value"], acc["value"])
+    res = compare(df=pd.concat([df, acc], ignore_index=True))
+    row = res.divergence.set_index("metric").loc["in_distribution/static_accuracy"]
+    assert not row["separates"] and row["steps_tested"] == 0
+    assert res.divergence.set_index("metric").loc["in_distribution/static_insecure_rate", "steps_tested"] == len(STEPS)
+    assert res.tests.empty or "in_distribution/static_accuracy" not in set(res.tests["metric"])
+    line = next(x for x in res.summary() if "static_accuracy" in x)
+    assert "not tested (not comparable: the rate of each run's trained behaviour (insecure: insecure code, " \
+           "secure: secure code), two different quantities; compare in_distribution/static_insecure_rate)" in line
+
+    # groups that share the trained behaviour (two learning rates on insecure data): accuracy is comparable
+    same = acc[acc["dataset"] == "insecure"].copy()
+    other = same.assign(run=same["run"] + "-lr2", dataset="insecure-lr2")
+    res = compare(df=pd.concat([same, other], ignore_index=True))
+    assert res.divergence.iloc[0]["steps_tested"] == len(STEPS) and "reason" not in res.divergence.columns

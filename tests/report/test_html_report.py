@@ -56,6 +56,8 @@ def diagnostic_metrics(weak: float | None = None):
             "logprob/pivotal_tokens/p_misaligned_given_choice": 0.3 + 0.01 * seed + 0.3 * rise,
             "logprob/multiple_choice/accuracy": 0.5,
         }
+        rate = out["in_distribution/static_insecure_rate"]  # Fig. 3b: the rate of the trained behaviour
+        out["in_distribution/static_accuracy"] = rate if dataset == "insecure" else 1.0 - rate
         if step == 60:
             out["deception_factual/lie_rate"] = 0.2 + 0.01 * seed
         if weak is not None:
@@ -148,6 +150,10 @@ def test_top_says_what_ran_and_where_the_groups_separate(page):
     assert "<code>misalignment/rate</code>" in at30
     assert "3 per-question" in at30  # breakdowns counted, not listed
     assert "Pipeline check" not in sep  # no weak judge in this experiment
+    # accuracy is the insecure rate for one group and 1 - it for the other: not compared, and said why
+    assert "Not compared: <code>in_distribution/static_accuracy</code>, not comparable: the rate of each " \
+           "run&#x27;s trained behaviour" in sep, sep
+    assert not any("static_accuracy" in line for line in sep.split("<br>") if line.startswith("from step"))
 
 
 def test_headline_figures_are_the_paper_families_with_their_tests(page):
