@@ -77,15 +77,45 @@ class CompareResult:
         lines = [f"compare by {self.by}: " + ", ".join(f"{g} ({len(r)} run{'s' * (len(r) != 1)})"
                                                       for g, r in self.groups.items())]
         lines += self.notes
+        from dynamics.report import breakdown_figure
+
         for (a, b), d in self.divergence.groupby(["group_a", "group_b"], sort=False):
             lines.append(f"{a} vs {b}: {seed_limit_note(d)}")
-            width = max(len(m) for m in d["metric"])
+            # a breakdown (per layer, per module, per question) of more than FOLD metrics is one line
+            family = {m: breakdown_figure(m) for m in d["metric"]}
+            size = pd.Series([f for f in family.values() if f]).value_counts().to_dict()
+            folded = {m: f for m, f in family.items() if f and size[f] > FOLD}
+            shown = [m for m in d["metric"] if m not in folded]
+            width = max([len(m) for m in shown] + [len(f) + 12 for f in folded.values()] + [10])
+            said = set()
             for _, row in d.iterrows():
-                lines.append(f"  {row['metric']:<{width}}  {describe(row, a, b)}")
+                m = row["metric"]
+                if m not in folded:
+                    lines.append(f"  {m:<{width}}  {describe(row, a, b)}")
+                elif folded[m] not in said:
+                    said.add(folded[m])
+                    lines.append(f"  {folded[m] + f' ({size[folded[m]]} metrics)':<{width}}  "
+                                 + _fold_line(d[d["metric"].map(folded.get) == folded[m]], a, b))
         if not self.onsets.empty:
             lines.append("onset per run (first PELT change point; median [min-max] over seeds, earliest first):")
             lines += order_lines(onset_order(self.onsets))
         return lines
+
+
+FOLD = 6  # a breakdown of more metrics than this is one line of the summary (the tables keep every one)
+
+
+def _fold_line(rows: pd.DataFrame, a: str, b: str) -> str:
+    """One line for a breakdown's metrics: how many separate, from which step, which ones."""
+    sep = rows[rows["separates"]].sort_values(["divergence_step", "metric"])
+    tested = int((rows["steps_tested"] > 0).sum())
+    if sep.empty:
+        return f"none separates ({tested} tested)" if tested else describe(rows.iloc[0], a, b)
+    first = sep.iloc[0]
+    above = {a if s > 0 else b for s in sep["sign"]}
+    names = ", ".join(m.rsplit("/", 2)[-2] for m in sep["metric"][:8]) + (", ..." if len(sep) > 8 else "")
+    return (f"{len(sep)} of {tested} separate, the first from step {int(first['divergence_step'])} "
+            f"(p <= {sep['p'].max():.3g}; {' / '.join(sorted(above))} higher): {names}")
 
 
 def seed_limit_note(d: pd.DataFrame) -> str:

@@ -126,3 +126,16 @@ def test_accuracy_relative_to_the_trained_behaviour_is_not_compared_between_beha
     other = same.assign(run=same["run"] + "-lr2", dataset="insecure-lr2")
     res = compare(df=pd.concat([same, other], ignore_index=True))
     assert res.divergence.iloc[0]["steps_tested"] == len(STEPS) and "reason" not in res.divergence.columns
+
+
+def test_a_breakdown_of_many_metrics_is_one_summary_line_and_every_one_stays_in_the_tables():
+    rng = np.random.default_rng(1)
+    layers = [frame(rng, f"adapter/layer/{i:02d}/norm", shift_from=40 if i < 2 else None) for i in range(10)]
+    res = compare(df=pd.concat([frame(rng, "adapter/norm", shift_from=None), *layers], ignore_index=True))
+    summary = res.summary()
+    assert not any("adapter/layer/03/norm" in line for line in summary)
+    (line,) = [x for x in summary if "adapter/norm_per_layer (10 metrics)" in x]
+    # layers 00 and 01 shift at step 40: named, with the first step and the largest p of those that separate
+    assert "2 of 10 separate, the first from step" in line and "insecure higher): 00, 01" in line, line
+    assert any(x.strip().startswith("adapter/norm ") for x in summary)  # the whole-update norm keeps its own line
+    assert len(res.divergence) == 11 and set(res.tests["metric"]) >= {f"adapter/layer/{i:02d}/norm" for i in range(10)}
