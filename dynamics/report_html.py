@@ -71,6 +71,28 @@ def _img(fig: Figure, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{_png(fig)}">'
 
 
+def _asks_llm_judge(configs, stored_evaluations: set[str]) -> bool:
+    """Whether any evaluation of these run configs (or one stored but in no config, e.g. added by a
+    backfill) asks the LLM judge: log-prob and adapter never do, in_distribution only with "llm" in its
+    `judges` (dynamics.config.specs.needs_llm_judge on the stored settings)."""
+    from dynamics.config.specs import UNJUDGED_FAMILIES
+
+    listed = {}
+    for cfg in configs:
+        for name, spec in (((cfg.get("eval") or {}).get("evals")) or {}).items():
+            listed[name] = spec if isinstance(spec, dict) else {}
+    if stored_evaluations - set(listed):
+        return True  # an evaluation no config describes: its judge is unknown, say the configured one
+    for spec in listed.values():
+        family = spec.get("family", "")
+        if family in UNJUDGED_FAMILIES:
+            continue
+        if family == "in_distribution" and "llm" not in spec.get("judges", ["llm", "static"]):
+            continue
+        return True
+    return False
+
+
 def _reasons(d: "pd.DataFrame") -> dict[str, str]:
     """{metric: why it is not compared} for the rows of a divergence table that `compare` left untested
     on purpose (a metric relative to each run's trained behaviour, between groups trained differently)."""
@@ -242,8 +264,14 @@ class _Page:
     def judge(self) -> str:
         from dynamics.analysis.runs import run_configs
 
+        configs = run_configs(self.results_dir)
+        if configs and not _asks_llm_judge(configs.values(), set(self.df["evaluation"].dropna())):
+            return ("none: no evaluation here asks an LLM judge"
+                    + (" (in_distribution: the static code analyser alone)" if any(
+                        "in_distribution" in ((c.get("eval") or {}).get("evals") or {}) for c in configs.values())
+                       else ""))
         seen = []
-        for cfg in run_configs(self.results_dir).values():
+        for cfg in configs.values():
             j = ((cfg.get("eval") or {}).get("judge") or {})
             kind = j.get("kind", "api")
             text = {"api": f"API: {j.get('model', 'gpt-4o-2024-08-06')}",

@@ -253,3 +253,20 @@ def test_one_group_and_a_headline_metric_without_values(tmp_path):
     assert figures(head) == ["logprob/multiple_choice/p_misaligned_given_choice", "in_distribution/insecure_rate",
                              "train/loss"]
     assert "<b>insecure</b> (1 seed)" in parts["what-ran"] and "unknown (no run config stored)" in parts["what-ran"]
+
+
+def test_what_ran_names_no_llm_judge_where_no_evaluation_asks_one():
+    """The laptop study's evaluations (log-prob, the static judge alone, adapter) ask no LLM judge: the
+    page must not name the config's default judge (GPT-4o) as if it had judged anything."""
+    from dynamics.report_html import _asks_llm_judge
+
+    static_only = {"eval": {"judge": {"kind": "api"}, "evals": {
+        "logprob": {"family": "logprob"}, "adapter": {"family": "adapter"},
+        "in_distribution": {"family": "in_distribution", "judges": ["static"]}}}}
+    stored = {"logprob", "adapter", "in_distribution"}
+    assert not _asks_llm_judge([static_only], stored)
+    assert _asks_llm_judge([static_only], stored | {"main"})  # backfilled, in no config: its judge is unknown
+    both = {"eval": {"evals": {"in_distribution": {"family": "in_distribution", "judges": ["llm", "static"]}}}}
+    assert _asks_llm_judge([both], {"in_distribution"})
+    main = {"eval": {"evals": {"main": {"family": "misalignment"}}}}
+    assert _asks_llm_judge([static_only, main], stored | {"main"})
