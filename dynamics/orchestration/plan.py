@@ -150,6 +150,15 @@ def _steps_text(steps: list[int]) -> str:
     return f"step {steps[0]}" if len(steps) == 1 else f"steps {steps[0]}-{steps[-1]}"
 
 
+def planned_steps(cfg: ExperimentConfig) -> list[int] | None:
+    """The checkpoints the run will evaluate (None: not known before training, `train.max_steps` unset)."""
+    t = cfg.train
+    if t.max_steps is None:
+        return None
+    steps = sorted({*range(t.checkpoint_every, t.max_steps + 1, t.checkpoint_every), t.max_steps})
+    return ([0] if cfg.eval.step0 else []) + steps
+
+
 def _evaluation_seconds(work: dict[str, Work], speeds: dict) -> tuple[float | None, list[str], list[str]]:
     """Seconds of evaluation per checkpoint over `work`'s evaluations (None: none measured), how each was
     measured, and the evaluations with work whose speed is not known yet."""
@@ -253,7 +262,6 @@ def sweep_plan_lines(trials: list[ExperimentConfig], todo: list[ExperimentConfig
     """A sweep's planned work and its estimate on this machine: the finished runs' median wall time, else
     the stored step and evaluation times, else a line saying the first run will measure it."""
     from dynamics.orchestration.progress import format_duration
-    from dynamics.orchestration.run import planned_steps
     from dynamics.tracking.store import MetricStore
 
     if not todo:
@@ -305,4 +313,4 @@ def sweep_plan_lines(trials: list[ExperimentConfig], todo: list[ExperimentConfig
     return lines
 
 
-__all__ = ["Work", "evaluation_work", "stored_speeds", "plan_lines", "sweep_plan_lines", "HOURS_WARNING_S"]
+__all__ = ["Work", "planned_steps", "evaluation_work", "stored_speeds", "plan_lines", "sweep_plan_lines", "HOURS_WARNING_S"]

@@ -17,6 +17,7 @@ import ray
 from dynamics.config import ExperimentConfig
 from dynamics.orchestration.evaluator import get_pool, unfinished_checkpoints
 from dynamics.orchestration.names import NAMESPACE, pool_name, tracker_name
+from dynamics.orchestration.plan import planned_steps
 from dynamics.orchestration.progress import ProgressPrinter
 from dynamics.orchestration.tracker import start_tracker
 from dynamics.records import RunInfo
@@ -165,15 +166,6 @@ def _say(cfg: ExperimentConfig, quiet: bool, printer, lines: list[str]) -> None:
     if not quiet and printer is None:
         for line in lines:
             print(f"[{cfg.run_id}] {line}", flush=True)
-
-
-def planned_steps(cfg: ExperimentConfig) -> list[int] | None:
-    """The checkpoints the run will evaluate (None: not known before training, `train.max_steps` unset)."""
-    t = cfg.train
-    if t.max_steps is None:
-        return None
-    steps = sorted({*range(t.checkpoint_every, t.max_steps + 1, t.checkpoint_every), t.max_steps})
-    return ([0] if cfg.eval.step0 else []) + steps
 
 
 def run_plan(cfg: ExperimentConfig) -> list[str]:
