@@ -75,22 +75,21 @@ def _asks_llm_judge(configs, stored_evaluations: set[str]) -> bool:
     """Whether any evaluation of these run configs (or one stored but in no config, e.g. added by a
     backfill) asks the LLM judge: log-prob and adapter never do, in_distribution only with "llm" in its
     `judges` (dynamics.config.specs.needs_llm_judge on the stored settings)."""
-    from dynamics.config.specs import UNJUDGED_FAMILIES
+    from types import SimpleNamespace
 
+    from dynamics.config.evaluation import InDistributionEvalConfig
+    from dynamics.config.specs import needs_llm_judge
+
+    default_judges = InDistributionEvalConfig.model_fields["judges"].default_factory()
     listed = {}
     for cfg in configs:
         for name, spec in (((cfg.get("eval") or {}).get("evals")) or {}).items():
             listed[name] = spec if isinstance(spec, dict) else {}
     if stored_evaluations - set(listed):
         return True  # an evaluation no config describes: its judge is unknown, say the configured one
-    for spec in listed.values():
-        family = spec.get("family", "")
-        if family in UNJUDGED_FAMILIES:
-            continue
-        if family == "in_distribution" and "llm" not in spec.get("judges", ["llm", "static"]):
-            continue
-        return True
-    return False
+    return any(needs_llm_judge(SimpleNamespace(family=spec.get("family", ""),
+                                               judges=spec.get("judges", default_judges)))
+               for spec in listed.values())
 
 
 def _reasons(d: "pd.DataFrame") -> dict[str, str]:
